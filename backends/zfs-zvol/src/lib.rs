@@ -1,0 +1,3 @@
+//! The zfs-zvol backend: volumes as zvols under a configured dataset
+
+#![deny(missing_docs)]

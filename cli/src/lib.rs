@@ -1,0 +1,3 @@
+//! kiln: the command-line client of kilnd
+
+#![deny(missing_docs)]

@@ -1,0 +1,3 @@
+//! The versioned C ABI between kilnd and backend plugins
+
+#![deny(missing_docs)]

@@ -1,0 +1,3 @@
+//! Loads backend plugins into kilnd and presents them as VolumeStores
+
+#![deny(missing_docs)]

@@ -1,0 +1,3 @@
+//! kilnd: the kiln daemon
+
+#![deny(missing_docs)]

@@ -18,15 +18,23 @@
 //! - [`store`]: the [`VolumeStore`] trait and block I/O;
 //! - [`target`]: the [`BackupTarget`] trait;
 //! - [`exec`]: the one runner of external tools;
-//! - [`ext4`]: filesystem maintenance every backend shares.
+//! - [`ext4`]: filesystem maintenance every backend shares;
+//! - [`catalog`]: the SQLite catalog and operations journal;
+//! - [`service`]: the volume service, where the rules are enforced;
+//! - [`backup`]: the backup engine.
 
 #![deny(missing_docs)]
 
+pub mod backup;
+pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod exec;
 pub mod ext4;
+#[cfg(any(test, feature = "memory-store"))]
+pub mod memory;
 pub mod model;
+pub mod service;
 pub mod store;
 pub mod target;
 pub mod types;

@@ -1,0 +1,1 @@
+//! The backup engine: blocks, manifests, restore, garbage collection.

@@ -1,0 +1,1 @@
+//! The SQLite catalog: volumes, sandboxes, attachments and the operations journal.

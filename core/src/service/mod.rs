@@ -1,0 +1,1 @@
+//! The volume service: the rules of volumes, sandboxes and attachments.

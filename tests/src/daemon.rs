@@ -1,0 +1,1 @@
+//! A real `kilnd` on a temporary data directory, driven through the real `kiln`.

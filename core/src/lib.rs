@@ -39,6 +39,8 @@ pub mod store;
 pub mod target;
 pub mod types;
 
+pub use service::{Actor, CreateVolume, PoolView, RecoveryReport, VolumeHold, VolumeService};
+
 pub use error::{BackendError, Error, ErrorKind, Result};
 pub use store::{
     BlockRead, BlockWrite, Capabilities, Contents, DriverInfo, FsCheck, PluginInfo, PoolCapacity,

@@ -16,6 +16,7 @@
 //! - [`config`]: `config.yaml`, the only place YAML is parsed;
 //! - [`model`]: volumes, sandboxes and attachments as kept and shown;
 //! - [`store`]: the [`VolumeStore`] trait and block I/O;
+//! - [`blockdev`]: block I/O on block devices, for device backends;
 //! - [`target`]: the [`BackupTarget`] trait;
 //! - [`exec`]: the one runner of external tools;
 //! - [`ext4`]: filesystem maintenance every backend shares;
@@ -26,6 +27,7 @@
 #![deny(missing_docs)]
 
 pub mod backup;
+pub mod blockdev;
 pub mod catalog;
 pub mod config;
 pub mod error;

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 /// How `kiln` exits.
 ///
-/// | code | meaning |
-/// |---|---|
-/// | 0 | done |
-/// | 1 | the daemon refused or failed the request, a job failed or was cancelled, `backup verify` found damage, or kilnd could not be reached |
-/// | 2 | usage: bad flags or arguments, a bad size or volume spec, a refused confirmation |
+/// - 0: done;
+/// - 1: the daemon refused or failed the request, a job failed or was
+///   cancelled, `backup verify` found damage, or kilnd could not be reached;
+/// - 2: usage: bad flags or arguments, a bad size or volume spec, a
+///   refused confirmation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// The command did what it was asked.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::api::{decode, Job};
 use crate::client::{segment, Client};
@@ -140,6 +141,9 @@ pub async fn follow(client: &Client, mut job: Job) -> Result<Job, CliError> {
     let first_done = job.bytes_done;
     let mut display = Display::new(&job);
     let mut cancel_sent = false;
+    // One listener for the whole follow, so a Ctrl-C that arrives while a
+    // poll is in flight is kept for the next turn instead of lost.
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(CliError::Terminal)?;
 
     let outcome = loop {
         tokio::select! {
@@ -153,7 +157,7 @@ pub async fn follow(client: &Client, mut job: Job) -> Result<Job, CliError> {
                 }
                 display.update(&job, started, first_done);
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupt.recv() => {
                 if cancel_sent {
                     break Err(CliError::JobCancelled {
                         kind: job.kind().to_owned(),

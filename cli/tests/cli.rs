@@ -436,8 +436,10 @@ fn sandbox_create_sends_each_volume_and_prints_the_devices() {
             json!({"name": "sb1", "owner": "admin", "state": "running",
                    "created_at": "2026-12-03T10:00:00Z",
                    "volumes": [
-                       {"volume": "data", "mount": "/data", "read_only": false, "device": "/v/1.img"},
-                       {"volume": "ref", "mount": "/ref", "read_only": true, "device": "/v/2.img"}]}),
+                       {"volume": "data", "mount": "/data", "read_only": false,
+                        "device": "/v/1.img"},
+                       {"volume": "ref", "mount": "/ref", "read_only": true,
+                        "device": "/v/2.img"}]}),
         )
     });
     let out = kilnd.kiln(&[
@@ -544,7 +546,8 @@ pool \"default\" holds 1 image(s) the catalog does not know: vol-x
 fn running_job(kind: &str) -> Value {
     json!({"id": "job-1", "kind": kind, "volume": "data", "owner": "admin", "state": "running",
            "bytes_done": 0, "bytes_total": 314572800u64,
-           "started_at": "2026-12-03T10:00:00Z", "finished_at": null, "error": null, "result": null})
+           "started_at": "2026-12-03T10:00:00Z", "finished_at": null,
+           "error": null, "result": null})
 }
 
 /// A stand-in whose job runs for two polls and then ends as `last` says.
@@ -576,7 +579,8 @@ fn volume_backup_follows_the_job_and_prints_the_backup() {
         json!({"state": "succeeded", "result": {
             "id": "bk-1", "volume": "data", "owner": "admin", "size_mib": 10240,
             "created_at": "2026-12-03T10:00:12Z", "consistency": "inconsistent",
-            "logical_bytes": 314572800u64, "stored_bytes": 301989888u64, "reused_bytes": 12582912u64}}),
+            "logical_bytes": 314572800u64, "stored_bytes": 301989888u64,
+            "reused_bytes": 12582912u64}}),
     );
     let out = kilnd.kiln(&["volume", "backup", "data"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -671,7 +675,8 @@ fn restore_into_a_new_volume_needs_no_confirmation() {
 fn verify_names_damaged_blocks_and_exits_1() {
     let kilnd = job_kilnd(
         "verify",
-        json!({"state": "succeeded", "result": {"blocks_checked": 75, "damaged": ["ab12", "cd34"]}}),
+        json!({"state": "succeeded",
+               "result": {"blocks_checked": 75, "damaged": ["ab12", "cd34"]}}),
     );
     let out = kilnd.kiln(&["backup", "verify", "bk-1"]);
     assert_eq!(code(&out), 1);
@@ -701,9 +706,11 @@ fn backup_list_is_newest_first_and_backup_delete_uses_its_route() {
             200,
             json!({"backups": [
                 {"id": "bk-old", "volume": "data", "size_mib": 1024,
-                 "created_at": "2026-12-01T10:00:00Z", "consistency": "clean", "logical_bytes": 1048576},
+                 "created_at": "2026-12-01T10:00:00Z", "consistency": "clean",
+                 "logical_bytes": 1048576},
                 {"id": "bk-new", "volume": "data", "size_mib": 1024,
-                 "created_at": "2026-12-03T10:00:00Z", "consistency": "crash_consistent", "logical_bytes": 2097152}]}),
+                 "created_at": "2026-12-03T10:00:00Z", "consistency": "crash_consistent",
+                 "logical_bytes": 2097152}]}),
         )
     });
     let out = kilnd.kiln(&["volume", "backup-list", "data"]);
@@ -802,4 +809,61 @@ fn help_documents_the_exit_codes_and_environment() {
     ] {
         assert!(text.contains(needle), "--help lacks {needle:?}:\n{text}");
     }
+}
+
+#[test]
+fn ctrl_c_while_following_asks_the_daemon_to_cancel_the_job() {
+    let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = Arc::clone(&cancelled);
+    let kilnd = StandInKilnd::unix(move |seen| {
+        let mut job = running_job("backup");
+        if seen.target == "/v1/jobs/job-1/cancel" {
+            flag.store(true, Ordering::SeqCst);
+        } else if seen.method == "POST" {
+            return (202, job);
+        }
+        if flag.load(Ordering::SeqCst) {
+            job["state"] = json!("cancelled");
+        }
+        (200, job)
+    });
+    let mut child = kiln_command()
+        .arg("--socket")
+        .arg(&kilnd.socket)
+        .args(["volume", "backup", "data"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kiln");
+
+    // The interrupt handler is in place before the first poll.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !kilnd.seen().iter().any(|s| s.method == "GET") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kiln never polled the job"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -INT failed");
+
+    let out = child.wait_with_output().expect("kiln ends");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cancelling backup job job-1"), "{err}");
+    assert!(
+        err.ends_with("error: backup job job-1 was cancelled\n"),
+        "{err}"
+    );
+    assert!(
+        kilnd
+            .seen()
+            .iter()
+            .any(|s| s.method == "POST" && s.target == "/v1/jobs/job-1/cancel"),
+        "no cancel request was sent"
+    );
 }

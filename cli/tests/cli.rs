@@ -827,7 +827,7 @@ fn ctrl_c_while_following_asks_the_daemon_to_cancel_the_job() {
         }
         (200, job)
     });
-    let mut child = kiln_command()
+    let child = kiln_command()
         .arg("--socket")
         .arg(&kilnd.socket)
         .args(["volume", "backup", "data"])

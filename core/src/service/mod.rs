@@ -4,17 +4,58 @@
 //! checks owners, quotas, attachment rules and holds, journals each
 //! multi-step operation in the catalog, drives the pool's
 //! [`VolumeStore`], and undoes earlier steps when a later one fails.
+//!
+//! # How a request is decided
+//!
+//! Each operation first decides, under one short policy lock and without
+//! awaiting anything: it reads the catalog, checks the rules, writes its
+//! intent (a status, a journal entry, attachments) and takes its holds.
+//! Only then does it call the backend, outside the lock; a hold keeps
+//! every conflicting operation out meanwhile. Checks that need the
+//! backend (the pool's size) run before the decision.
+//!
+//! The order of the checks is part of the contract (the model test relies
+//! on it): not found, then busy, then attached, then not ready, then the
+//! operation's own rules (sizes, names), then the quota.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo(config: &kiln_core::config::Config,
+//! #     pools: std::collections::BTreeMap<kiln_core::PoolName,
+//! #         std::sync::Arc<dyn kiln_core::VolumeStore>>) -> kiln_core::Result<()> {
+//! use kiln_core::service::{Actor, CreateVolume, VolumeService};
+//! use kiln_core::{Owner, SizeMib, VolumeName};
+//!
+//! let service = VolumeService::open(config, pools).await?;
+//! let me = Actor { owner: Owner::new("team-a")?, admin: false };
+//! let req = CreateVolume { name: VolumeName::new("data")?, size: SizeMib::new(1024)?, pool: None };
+//! let volume = service.create_volume(&me, req).await?;
+//! assert_eq!(volume.size_mib.get(), 1024);
+//! # Ok(()) }
+//! ```
+
+mod holds;
+mod pools;
+mod recovery;
+mod sandboxes;
+mod volumes;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
+use tracing::error;
 
+use crate::catalog::{Catalog, Operation, OperationState, Tx};
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::model::{Sandbox, Volume, VolumeRequest};
+use crate::error::{BackendError, Error, Result};
+use crate::model::{Volume, VolumeStatus};
 use crate::store::{Capabilities, PluginInfo, PoolCapacity, VolumeStore};
 use crate::types::{Owner, PoolName, SandboxName, SizeMib, VolumeId, VolumeName};
+
+pub use holds::VolumeHold;
+use holds::{Holds, KeyedLocks};
 
 /// The principal a request acts as.
 ///
@@ -79,137 +120,61 @@ pub struct RecoveryReport {
 pub struct VolumeService {
     config: Config,
     pools: BTreeMap<PoolName, Arc<dyn VolumeStore>>,
+    catalog: Catalog,
+    /// Serialises the decision steps (check, then write intent).
+    policy: Mutex<()>,
+    holds: Arc<Holds>,
+    sandbox_locks: KeyedLocks<(Owner, SandboxName)>,
+    report: RecoveryReport,
 }
 
-/// Holds a volume for one operation; the hold is released on drop.
-pub struct VolumeHold {
-    _private: (),
-}
-
-fn unimplemented() -> Error {
-    Error::Internal("unimplemented".to_string())
-}
+/// The file name of the catalog inside the data directory.
+pub const CATALOG_FILE: &str = "catalog.db";
 
 impl VolumeService {
-    /// Opens the catalog at `config.data_dir/catalog.db`, then recovers.
+    /// Opens the catalog at `config.data_dir/catalog.db`, then recovers:
+    /// interrupted operations are finished or undone and every pool is
+    /// reconciled with the catalog (see [`RecoveryReport`]).
     pub async fn open(
         config: &Config,
         pools: BTreeMap<PoolName, Arc<dyn VolumeStore>>,
     ) -> Result<Arc<Self>> {
-        Ok(Arc::new(Self {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
+            operation: "create data directory",
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let catalog = Catalog::open(&config.data_dir.join(CATALOG_FILE))?;
+        Self::with_catalog(config, pools, catalog).await
+    }
+
+    /// Like [`VolumeService::open`], over an already opened catalog.
+    pub async fn with_catalog(
+        config: &Config,
+        pools: BTreeMap<PoolName, Arc<dyn VolumeStore>>,
+        catalog: Catalog,
+    ) -> Result<Arc<Self>> {
+        let mut service = Self {
             config: config.clone(),
             pools,
-        }))
+            catalog,
+            policy: Mutex::new(()),
+            holds: Arc::default(),
+            sandbox_locks: KeyedLocks::default(),
+            report: RecoveryReport::default(),
+        };
+        service.report = service.recover().await?;
+        Ok(Arc::new(service))
     }
 
     /// What recovery did at open.
     pub fn recovery_report(&self) -> RecoveryReport {
-        RecoveryReport::default()
+        self.report.clone()
     }
 
-    /// Creates a volume.
-    pub async fn create_volume(&self, a: &Actor, req: CreateVolume) -> Result<Volume> {
-        let _ = (a, req);
-        Err(unimplemented())
-    }
-
-    /// Lists the actor's volumes (every owner's for an admin asking for
-    /// `all_owners`).
-    pub async fn list_volumes(&self, a: &Actor, all_owners: bool) -> Result<Vec<Volume>> {
-        let _ = (a, all_owners);
-        Err(unimplemented())
-    }
-
-    /// One of the actor's volumes.
-    pub async fn get_volume(&self, a: &Actor, name: &VolumeName) -> Result<Volume> {
-        let _ = (a, name);
-        Err(unimplemented())
-    }
-
-    /// Deletes a detached volume.
-    pub async fn delete_volume(&self, a: &Actor, name: &VolumeName) -> Result<()> {
-        let _ = (a, name);
-        Err(unimplemented())
-    }
-
-    /// Grows a detached volume.
-    pub async fn resize_volume(
-        &self,
-        a: &Actor,
-        name: &VolumeName,
-        size: SizeMib,
-    ) -> Result<Volume> {
-        let _ = (a, name, size);
-        Err(unimplemented())
-    }
-
-    /// Clones a detached volume into a new one of the same owner and pool.
-    pub async fn clone_volume(
-        &self,
-        a: &Actor,
-        src: &VolumeName,
-        dst: VolumeName,
-    ) -> Result<Volume> {
-        let _ = (a, src, dst);
-        Err(unimplemented())
-    }
-
-    /// Creates a running sandbox with its volumes attached (all or none).
-    pub async fn create_sandbox(
-        &self,
-        a: &Actor,
-        name: SandboxName,
-        volumes: Vec<VolumeRequest>,
-    ) -> Result<Sandbox> {
-        let _ = (a, name, volumes);
-        Err(unimplemented())
-    }
-
-    /// Lists the actor's sandboxes.
-    pub async fn list_sandboxes(&self, a: &Actor, all_owners: bool) -> Result<Vec<Sandbox>> {
-        let _ = (a, all_owners);
-        Err(unimplemented())
-    }
-
-    /// One of the actor's sandboxes.
-    pub async fn get_sandbox(&self, a: &Actor, name: &SandboxName) -> Result<Sandbox> {
-        let _ = (a, name);
-        Err(unimplemented())
-    }
-
-    /// Detaches a sandbox's volumes, keeping its list.
-    pub async fn stop_sandbox(&self, a: &Actor, name: &SandboxName) -> Result<Sandbox> {
-        let _ = (a, name);
-        Err(unimplemented())
-    }
-
-    /// Attaches a stopped sandbox's volumes again.
-    pub async fn start_sandbox(&self, a: &Actor, name: &SandboxName) -> Result<Sandbox> {
-        let _ = (a, name);
-        Err(unimplemented())
-    }
-
-    /// Detaches a sandbox's volumes and forgets it.
-    pub async fn destroy_sandbox(&self, a: &Actor, name: &SandboxName) -> Result<()> {
-        let _ = (a, name);
-        Err(unimplemented())
-    }
-
-    /// Every configured pool with its capacity and use.
-    pub async fn list_pools(&self) -> Result<Vec<PoolView>> {
-        Err(unimplemented())
-    }
-
-    /// Holds the volume for `operation` (`Error::Busy` if held), allowed
-    /// while attached; the hold is released when the guard drops.
-    pub async fn hold_volume(
-        &self,
-        a: &Actor,
-        name: &VolumeName,
-        operation: &'static str,
-    ) -> Result<(Volume, VolumeHold)> {
-        let _ = (a, name, operation);
-        Err(unimplemented())
+    /// The catalog (for the backup engine and for tests).
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     /// The backend of `pool`.
@@ -225,5 +190,85 @@ impl VolumeService {
     /// The daemon's configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Takes the policy lock. Never held across an await: the guard is
+    /// not `Send`, so the compiler refuses that in the daemon's futures.
+    fn policy(&self) -> MutexGuard<'_, ()> {
+        // The lock guards no data of its own; the catalog rolls back a
+        // write interrupted by a panic.
+        self.policy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The volume `name` of the actor's owner, or `VolumeNotFound`.
+    fn find_volume(&self, tx: &Tx<'_>, a: &Actor, name: &VolumeName) -> Result<Volume> {
+        tx.volume(&a.owner, name)?
+            .ok_or_else(|| Error::VolumeNotFound {
+                volume: name.to_string(),
+            })
+    }
+
+    /// Checks that `size` more MiB fit `owner`'s quota.
+    fn check_quota(&self, tx: &Tx<'_>, owner: &Owner, added: u64) -> Result<()> {
+        let used = tx.provisioned_mib(owner)?;
+        let limit = self.config.quotas.limit_mib(owner);
+        if used.saturating_add(added) > limit {
+            return Err(Error::QuotaExceeded {
+                owner: owner.to_string(),
+                requested_mib: added,
+                used_mib: used,
+                limit_mib: limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks a volume `error` after an undo failed, and builds the error
+    /// that says both what failed and why the undo did.
+    fn rollback_failed(
+        &self,
+        volume: &Volume,
+        operation: &'static str,
+        cause: Error,
+        rollback: Error,
+    ) -> Error {
+        let reason = format!(
+            "{operation} failed ({}) and its rollback failed too ({})",
+            cause.chain(),
+            rollback.chain()
+        );
+        error!(
+            volume = %volume.name, owner = %volume.owner, pool = %volume.pool,
+            reason = %reason, "rollback failed; volume marked error"
+        );
+        if let Err(e) = self
+            .catalog
+            .write(|tx| tx.set_volume_status(&volume.id, VolumeStatus::Error, Some(&reason)))
+        {
+            error!(volume = %volume.name, error = %e.chain(), "cannot mark volume error");
+        }
+        Error::RollbackFailed {
+            operation: operation.to_string(),
+            cause: Box::new(cause),
+            rollback: Box::new(rollback),
+        }
+    }
+
+    /// Ends a journal entry after its undo, in the same write as `undo`.
+    fn undo(&self, op: &Operation, undo: impl FnOnce(&Tx<'_>) -> Result<()>) -> Result<()> {
+        self.catalog.write(|tx| {
+            undo(tx)?;
+            tx.end_operation(&op.id, OperationState::Undone)
+        })
+    }
+}
+
+/// A backend failure on a volume, with the pool and volume named.
+fn store_err(volume: &Volume, operation: &'static str, source: BackendError) -> Error {
+    Error::Store {
+        pool: volume.pool.to_string(),
+        operation,
+        volume: volume.name.to_string(),
+        source,
     }
 }

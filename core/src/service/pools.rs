@@ -1,0 +1,109 @@
+//! Pools: what `GET /v1/pools` shows, and the pool-size check.
+
+use std::collections::BTreeSet;
+
+use tracing::warn;
+
+use super::{PoolView, VolumeService};
+use crate::error::{Error, Result};
+use crate::store::VolumeStore;
+use crate::types::{PoolName, SizeMib, VolumeId, MIB};
+
+impl VolumeService {
+    /// Every configured pool with its capacity, use and unmanaged volumes.
+    ///
+    /// A pool whose capacity cannot be read is still listed, with
+    /// `capacity_error` saying why.
+    pub async fn list_pools(&self) -> Result<Vec<PoolView>> {
+        let usage = self.catalog.read(|tx| tx.pool_usage())?;
+        let mut out = Vec::with_capacity(self.pools.len());
+        for (name, store) in &self.pools {
+            let info = store.driver();
+            let (capacity, capacity_error) = match store.capacity().await {
+                Ok(c) => (Some(c), None),
+                Err(source) => {
+                    let e = Error::Pool {
+                        pool: name.to_string(),
+                        operation: "capacity",
+                        source,
+                    };
+                    (None, Some(e.chain()))
+                }
+            };
+            let (provisioned_mib, volumes) = usage.get(name.as_str()).copied().unwrap_or((0, 0));
+            out.push(PoolView {
+                name: name.clone(),
+                driver: info.driver,
+                plugin: info.plugin,
+                capabilities: store.capabilities(),
+                capacity,
+                capacity_error,
+                provisioned_mib,
+                volumes,
+                unmanaged: self.unmanaged(name, store.as_ref()).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Backend volumes of `pool` the catalog does not know, as found now
+    /// (or at start-up, if the backend cannot list now).
+    async fn unmanaged(&self, pool: &PoolName, store: &dyn VolumeStore) -> Result<Vec<VolumeId>> {
+        let stored = match store.list().await {
+            Ok(list) => list,
+            Err(source) => {
+                let e = Error::Pool {
+                    pool: pool.to_string(),
+                    operation: "list",
+                    source,
+                };
+                warn!(pool = %pool, error = %e.chain(), "cannot list pool; showing start-up findings");
+                return Ok(self
+                    .report
+                    .unmanaged
+                    .iter()
+                    .filter(|(p, _)| p == pool)
+                    .map(|(_, id)| id.clone())
+                    .collect());
+            }
+        };
+        // The catalog row of a volume is written before the backend makes
+        // it and removed after the backend deletes it, so a volume in the
+        // middle of an operation is never reported here.
+        let known: BTreeSet<VolumeId> = self
+            .catalog
+            .read(|tx| tx.volumes_in_pool(pool))?
+            .into_iter()
+            .map(|v| v.id)
+            .collect();
+        Ok(stored
+            .into_iter()
+            .map(|v| v.id)
+            .filter(|id| !known.contains(id))
+            .collect())
+    }
+
+    /// Refuses a size larger than the whole pool.
+    pub(super) async fn check_fits_pool(
+        &self,
+        pool: &PoolName,
+        store: &dyn VolumeStore,
+        size: SizeMib,
+    ) -> Result<()> {
+        let capacity = store.capacity().await.map_err(|source| Error::Pool {
+            pool: pool.to_string(),
+            operation: "capacity",
+            source,
+        })?;
+        if size.bytes() > capacity.size_bytes {
+            return Err(Error::invalid(
+                "size_mib",
+                format!(
+                    "{size} is larger than pool {pool:?} ({} MiB in all)",
+                    capacity.size_bytes / MIB
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,173 @@
+//! Start-up recovery: finish or undo what a crash interrupted, then
+//! reconcile every pool with the catalog.
+
+use std::collections::BTreeSet;
+
+use tracing::{info, warn};
+
+use super::{RecoveryReport, VolumeService};
+use crate::catalog::{Operation, OperationState, Step};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::VolumeStatus;
+use crate::store::VolumeStore;
+use crate::types::{PoolName, VolumeId};
+
+/// What recovery did with one interrupted operation.
+enum Outcome {
+    Finished,
+    Undone,
+}
+
+impl VolumeService {
+    /// Runs recovery; see [`RecoveryReport`] for what it reports.
+    ///
+    /// An interrupted operation whose pool is gone from the config, or
+    /// whose backend step fails again, is left in the journal (and
+    /// logged) for the next start.
+    pub(super) async fn recover(&self) -> Result<RecoveryReport> {
+        let mut report = RecoveryReport::default();
+        let running = self.catalog.read(|tx| tx.running_operations())?;
+        for op in running {
+            let what = format!(
+                "{} of volume {} ({})",
+                op.step.kind(),
+                op.step.target(),
+                op.volume
+            );
+            let Ok(store) = self.store(op.step.pool()) else {
+                warn!(operation = %what, pool = %op.step.pool(),
+                    "interrupted operation in a pool that is not configured; left for later");
+                continue;
+            };
+            match self.recover_one(&op, store.as_ref()).await {
+                Ok(Outcome::Finished) => {
+                    warn!(operation = %what, "finished an interrupted operation");
+                    report.finished.push(what);
+                }
+                Ok(Outcome::Undone) => {
+                    warn!(operation = %what, "undid an interrupted operation");
+                    report.undone.push(what);
+                }
+                Err(e) => {
+                    warn!(operation = %what, error = %e.chain(),
+                        "cannot recover an interrupted operation; left for the next start");
+                    let reason = format!(
+                        "interrupted {} could not be recovered: {}",
+                        op.step.kind(),
+                        e.chain()
+                    );
+                    self.catalog.write(|tx| {
+                        tx.set_volume_status(&op.volume, VolumeStatus::Error, Some(&reason))
+                    })?;
+                }
+            }
+        }
+
+        for (pool, store) in &self.pools {
+            self.reconcile(pool, store.as_ref(), &mut report).await?;
+        }
+        info!(
+            finished = report.finished.len(),
+            undone = report.undone.len(),
+            unmanaged = report.unmanaged.len(),
+            missing = report.missing.len(),
+            "recovery finished"
+        );
+        Ok(report)
+    }
+
+    async fn recover_one(&self, op: &Operation, store: &dyn VolumeStore) -> Result<Outcome> {
+        let delete_backend = |id: VolumeId| async move {
+            match store.delete(&id).await {
+                Err(e) if e.kind() != ErrorKind::NotFound => Err(Error::Pool {
+                    pool: op.step.pool().to_string(),
+                    operation: "delete",
+                    source: e,
+                }),
+                _ => Ok(()),
+            }
+        };
+        match &op.step {
+            Step::Create { .. } | Step::Clone { .. } => {
+                delete_backend(op.volume.clone()).await?;
+                self.undo(op, |tx| tx.delete_volume(&op.volume).map(drop))?;
+                Ok(Outcome::Undone)
+            }
+            Step::Delete { .. } => {
+                delete_backend(op.volume.clone()).await?;
+                self.catalog.write(|tx| {
+                    tx.delete_volume(&op.volume)?;
+                    tx.end_operation(&op.id, OperationState::Done)
+                })?;
+                Ok(Outcome::Finished)
+            }
+            Step::Resize {
+                old_size_mib,
+                new_size_mib,
+                ..
+            } => {
+                let listed = store.list().await.map_err(|source| Error::Pool {
+                    pool: op.step.pool().to_string(),
+                    operation: "list",
+                    source,
+                })?;
+                let grown = listed
+                    .iter()
+                    .any(|v| v.id == op.volume && v.size_bytes >= new_size_mib.bytes());
+                let (size, state, outcome) = if grown {
+                    (*new_size_mib, OperationState::Done, Outcome::Finished)
+                } else {
+                    (*old_size_mib, OperationState::Undone, Outcome::Undone)
+                };
+                self.catalog.write(|tx| {
+                    tx.set_volume_size(&op.volume, size)?;
+                    tx.set_volume_status(&op.volume, VolumeStatus::Ready, None)?;
+                    tx.end_operation(&op.id, state)
+                })?;
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// Compares a pool's backend volumes with the catalog: unknown backend
+    /// volumes are reported (never deleted), catalog volumes the backend
+    /// lacks are marked `error` (never dropped).
+    async fn reconcile(
+        &self,
+        pool: &PoolName,
+        store: &dyn VolumeStore,
+        report: &mut RecoveryReport,
+    ) -> Result<()> {
+        let stored = match store.list().await {
+            Ok(list) => list,
+            Err(source) => {
+                let e = Error::Pool {
+                    pool: pool.to_string(),
+                    operation: "list",
+                    source,
+                };
+                warn!(pool = %pool, error = %e.chain(), "cannot list pool; not reconciled");
+                return Ok(());
+            }
+        };
+        let stored: BTreeSet<VolumeId> = stored.into_iter().map(|v| v.id).collect();
+        let known = self.catalog.read(|tx| tx.volumes_in_pool(pool))?;
+        let known_ids: BTreeSet<&VolumeId> = known.iter().map(|v| &v.id).collect();
+
+        for id in stored.iter().filter(|id| !known_ids.contains(id)) {
+            warn!(pool = %pool, volume_id = %id,
+                "backend volume has no catalog entry; left in place as unmanaged");
+            report.unmanaged.push((pool.clone(), id.clone()));
+        }
+
+        let reason = format!("backend volume missing from pool {pool:?}");
+        for v in known.iter().filter(|v| !stored.contains(&v.id)) {
+            warn!(pool = %pool, volume = %v.name, owner = %v.owner, volume_id = %v.id,
+                "catalog volume missing from its pool; marked error");
+            self.catalog
+                .write(|tx| tx.set_volume_status(&v.id, VolumeStatus::Error, Some(&reason)))?;
+            report.missing.push((v.owner.clone(), v.name.clone()));
+        }
+        Ok(())
+    }
+}

@@ -29,7 +29,7 @@ mod progress;
 mod run;
 mod size;
 
-pub use args::{Cli, Command, VolumeSpec};
+pub use args::VolumeSpec;
 pub use error::{CliError, Exit};
 pub use run::run;
 pub use size::parse_size_mib;

@@ -146,3 +146,6 @@ pub(crate) fn decode_size(idx: usize, mib: i64) -> rusqlite::Result<crate::types
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Integer, Box::new(e))
     })
 }
+
+#[cfg(test)]
+mod tests;

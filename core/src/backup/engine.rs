@@ -237,17 +237,17 @@ impl BackupEngine {
         progress: &Progress,
     ) -> Result<Vec<Outcome>> {
         let claimed = Mutex::new(HashSet::new());
+        let claimed = &claimed;
         let mut results: Vec<Option<Outcome>> = (0..plan.len()).map(|_| None).collect();
-        let mut stream = futures::stream::iter(plan.iter().enumerate())
-            .map(|(slot, p)| {
-                let claimed = &claimed;
-                async move {
-                    let outcome = self
-                        .upload_one(source, origin, p, progress, claimed)
-                        .await?;
-                    progress.add(p.len);
-                    Ok::<_, Error>((slot, outcome))
-                }
+        // Owned items: closures over borrowed ones make the future lose
+        // `Send` to a higher-ranked lifetime.
+        let mut stream = futures::stream::iter(plan.iter().cloned().enumerate())
+            .map(move |(slot, p)| async move {
+                let outcome = self
+                    .upload_one(source, origin, &p, progress, claimed)
+                    .await?;
+                progress.add(p.len);
+                Ok::<_, Error>((slot, outcome))
             })
             .buffer_unordered(self.settings.concurrency);
         while let Some(r) = stream.next().await {
@@ -376,6 +376,8 @@ fn is_zero(buf: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+// Lists of one range are what the allocation map holds here.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 

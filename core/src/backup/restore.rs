@@ -101,12 +101,13 @@ impl BackupEngine {
             .blocks
             .iter()
             .enumerate()
-            .filter_map(|(i, b)| b.as_ref().map(|h| (i, h)));
+            .filter_map(|(i, b)| b.clone().map(|h| (i, h)));
         let mut stream = futures::stream::iter(data)
-            .map(|(i, hash)| {
+            .map(|(i, hash): (usize, String)| {
                 let dest = dest.clone();
                 let write_err = &write_err;
                 async move {
+                    let hash = hash.as_str();
                     if progress.is_cancelled() {
                         return Err(Error::Cancelled {
                             operation: format!("restore of {}", manifest.id),

@@ -24,23 +24,18 @@ impl BackupEngine {
     /// reported, not raised; failures to reach the target are raised.
     pub async fn verify(&self, manifest: &Manifest, progress: &Progress) -> Result<VerifyReport> {
         self.check_key(manifest)?;
-        let hashes: BTreeSet<&str> = manifest
-            .blocks
-            .iter()
-            .flatten()
-            .map(String::as_str)
-            .collect();
+        let hashes: BTreeSet<String> = manifest.blocks.iter().flatten().cloned().collect();
         progress.start(hashes.len() as u64 * manifest.block_size);
 
         let mut report = VerifyReport::default();
         let mut stream = futures::stream::iter(hashes)
-            .map(|hash| async move {
+            .map(|hash: String| async move {
                 if progress.is_cancelled() {
                     return Err(Error::Cancelled {
                         operation: format!("verify of {}", manifest.id),
                     });
                 }
-                let result = self.fetch_block(hash).await;
+                let result = self.fetch_block(&hash).await;
                 progress.add(manifest.block_size);
                 match result {
                     Ok(_) => Ok((hash, None)),
@@ -54,7 +49,7 @@ impl BackupEngine {
             report.blocks_checked += 1;
             if let Some(e) = damage {
                 tracing::warn!(backup = %manifest.id, block = hash, error = %e, "damaged block");
-                report.damaged.push(hash.to_string());
+                report.damaged.push(hash);
             }
         }
         report.damaged.sort();

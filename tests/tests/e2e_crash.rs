@@ -205,7 +205,7 @@ fn root_kill_9_during_a_create_leaves_catalog_and_pool_agreeing() {
         create
             .arg("--socket")
             .arg(d.socket())
-            .args(["volume", "create", "--name", &name, "--size", "256G"]);
+            .args(["volume", "create", "--name", &name, "--size", "128G"]);
         let mut create = create.spawn().expect("start the create");
         if wait_for_status(&d, &name, "creating", Duration::from_secs(30)) {
             interrupted += 1;

@@ -185,7 +185,8 @@ impl BlockRead for BlockDevice {
     }
 
     fn allocated(&self) -> Result<Vec<Range<u64>>, BackendError> {
-        Ok(vec![0..self.len])
+        let whole = 0..self.len;
+        Ok(vec![whole])
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), BackendError> {

@@ -3,6 +3,15 @@
 //! Each request opens its own connection: the CLI makes a handful of
 //! requests per run, and a fresh connection keeps a broken one from
 //! poisoning the next.
+//!
+//! # Limitations
+//!
+//! - Plain HTTP only: `--url https://...` is refused. kilnd serves TCP
+//!   without TLS; put it behind a TLS-terminating proxy on the same host
+//!   if it must be reached across a network.
+//! - Only connecting has a timeout. A request waits as long as the daemon
+//!   takes, because clone and resize answer when they are done, which for
+//!   a large volume on a medium without copy-on-write can take minutes.
 
 use std::fmt;
 use std::path::PathBuf;

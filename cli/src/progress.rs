@@ -27,7 +27,9 @@ const PLAIN_EVERY: Duration = Duration::from_secs(10);
 
 /// What shows progress while following.
 enum Display {
-    Bar(ProgressBar),
+    /// On a terminal; `sized` once the job's total is known.
+    Bar { bar: ProgressBar, sized: bool },
+    /// Elsewhere: a line every [`PLAIN_EVERY`].
     Plain { last: Instant },
 }
 
@@ -38,38 +40,25 @@ impl Display {
                 last: Instant::now(),
             };
         }
-        let label = label(job);
-        let bar = match job.bytes_total {
-            Some(total) if total > 0 => {
-                let bar = ProgressBar::new(total);
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
-                bar
-            }
-            _ => {
-                let bar = ProgressBar::new_spinner();
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner} {msg} {bytes} {binary_bytes_per_sec}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
-                bar
-            }
-        };
-        bar.set_message(label);
-        bar.set_position(job.bytes_done);
-        Display::Bar(bar)
+        let bar = ProgressBar::no_length();
+        bar.set_style(spinner_style());
+        bar.set_message(label(job));
+        let mut display = Display::Bar { bar, sized: false };
+        display.update(job, Instant::now(), job.bytes_done);
+        display
     }
 
     fn update(&mut self, job: &Job, started: Instant, first_done: u64) {
         match self {
-            Display::Bar(bar) => {
+            Display::Bar { bar, sized } => {
+                // The total may only be known once the job has looked at
+                // the volume; the spinner becomes a bar then.
                 if let Some(total) = job.bytes_total.filter(|t| *t > 0) {
                     bar.set_length(total);
+                    if !*sized {
+                        bar.set_style(bar_style());
+                        *sized = true;
+                    }
                 }
                 bar.set_position(job.bytes_done);
                 bar.tick();
@@ -85,19 +74,34 @@ impl Display {
 
     fn note(&self, text: &str) {
         match self {
-            Display::Bar(bar) => bar.println(text),
+            Display::Bar { bar, .. } => bar.println(text),
             Display::Plain { .. } => eprintln!("{text}"),
         }
     }
 
     fn finish(self) {
-        if let Display::Bar(bar) = self {
+        if let Display::Bar { bar, .. } = self {
             bar.finish_and_clear();
         }
     }
 }
 
-/// `backup of data`, `gc`, `verify`.
+/// Done, total, rate and time left.
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{msg} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
+}
+
+/// Done and rate, while the total is unknown.
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {msg} {bytes} {binary_bytes_per_sec}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+/// `backup data`, `gc`, `verify`.
 fn label(job: &Job) -> String {
     match &job.volume {
         Some(volume) => format!("{} {volume}", job.kind()),
@@ -171,8 +175,9 @@ pub async fn follow(client: &Client, mut job: Job) -> Result<Job, CliError> {
                     job.id
                 ));
                 let cancel = format!("/v1/jobs/{}/cancel", segment(&job.id));
+                // The job may have ended meanwhile; its state will say.
                 if let Err(err) = client.post(&cancel, None).await {
-                    break Err(err);
+                    display.note(&format!("cannot cancel job {}: {err}", job.id));
                 }
             }
         }

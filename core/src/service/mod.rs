@@ -35,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+mod backup;
 mod holds;
 mod pools;
 mod recovery;
@@ -54,6 +55,7 @@ use crate::model::{Volume, VolumeStatus};
 use crate::store::{Capabilities, PluginInfo, PoolCapacity, VolumeStore};
 use crate::types::{Owner, PoolName, SandboxName, SizeMib, VolumeId, VolumeName};
 
+pub use backup::{PreparedBackup, PreparedRestore};
 pub use holds::VolumeHold;
 use holds::{Holds, KeyedLocks};
 

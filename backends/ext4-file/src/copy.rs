@@ -114,7 +114,14 @@ pub(crate) fn probe_reflink(dir: &Path) -> Result<bool, Ext4FileError> {
     let a = dir.join(format!("{stem}.a"));
     let b = dir.join(format!("{stem}.b"));
     let result = (|| {
-        let fa = File::create(&a).map_err(|e| Ext4FileError::io("create", &a, e))?;
+        // FICLONE reads the source: it must be open for reading too.
+        let fa = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&a)
+            .map_err(|e| Ext4FileError::io("create", &a, e))?;
         fa.write_all_at(&[0x6b; 4096], 0)
             .map_err(|e| Ext4FileError::io("write", &a, e))?;
         let fb = File::create(&b).map_err(|e| Ext4FileError::io("create", &b, e))?;

@@ -119,6 +119,9 @@ pub struct Pool {
     /// Its space.
     #[serde(default)]
     pub capacity: Option<Capacity>,
+    /// Why the space could not be read, when it could not.
+    #[serde(default)]
+    pub capacity_error: Option<String>,
     /// The sum of its volumes' sizes.
     #[serde(default)]
     pub provisioned_mib: Option<u64>,

@@ -81,6 +81,14 @@ pub fn pool_table(pools: &[Pool]) -> String {
     }
 
     let mut text = table.render();
+    for pool in pools {
+        if let Some(error) = pool.capacity_error.as_deref().filter(|e| !e.is_empty()) {
+            text.push_str(&format!(
+                "pool {:?}: capacity unknown: {error}\n",
+                pool.name
+            ));
+        }
+    }
     for pool in pools.iter().filter(|p| !p.unmanaged.is_empty()) {
         text.push_str(&format!(
             "pool {:?} holds {} image(s) the catalog does not know: {}\n",
@@ -111,6 +119,9 @@ mod tests {
                                 "free_bytes": 1073741824u64,
                                 "thin": {"data_percent": 12.5, "metadata_percent": 3.0}},
                    "provisioned_mib": 0, "volumes": 0, "unmanaged": []}),
+            json!({"name": "gone", "driver": "ext4-file", "capacity": null,
+                   "capacity_error": "statvfs /srv/gone: no such file or directory",
+                   "unmanaged": []}),
         ]
         .iter()
         .map(|v| decode(v, "pool").expect("a pool"))
@@ -121,6 +132,8 @@ mod tests {
 NAME     DRIVER     PLUGIN          SIZE   USED    FREE  PROVISIONED  VOLUMES  UNMANAGED  THIN DATA/META
 default  ext4-file  -            100 GiB  1 GiB  99 GiB        2 GiB        2          2  -
 q        plugin     qcow2 0.1.0    1 GiB    0 B   1 GiB        0 MiB        0          0  12.5%/3.0%
+gone     ext4-file  -                  -      -       -            -        -          0  -
+pool \"gone\": capacity unknown: statvfs /srv/gone: no such file or directory
 pool \"default\" holds 2 image(s) the catalog does not know: vol-9, vol-10
 "
         );

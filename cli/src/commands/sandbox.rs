@@ -85,11 +85,14 @@ fn print_sandbox(ctx: &Ctx, answer: &Value, done: &str) -> Result<(), CliError> 
         return Ok(());
     }
     let sandbox: Sandbox = decode(answer, "sandbox")?;
+    let count = match sandbox.volumes.len() {
+        1 => "1 volume".to_owned(),
+        n => format!("{n} volumes"),
+    };
     println!(
-        "{done} sandbox {:?} ({}, {} volumes)",
+        "{done} sandbox {:?} ({}, {count})",
         sandbox.name,
-        or_dash(sandbox.state.as_deref()),
-        sandbox.volumes.len()
+        or_dash(sandbox.state.as_deref())
     );
     if sandbox.volumes.iter().any(|v| v.device.is_some()) {
         print!("{}", device_table(&sandbox));

@@ -143,7 +143,7 @@ impl FromRequestParts<AppState> for Caller {
                 },
             }),
             Some(owner) => Err(ApiError::Forbidden {
-                owner: owner.to_string(),
+                reason: format!("only an admin may act for owner {owner:?}"),
             }),
         }
     }

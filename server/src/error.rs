@@ -1,10 +1,11 @@
 //! The one place an error becomes an HTTP status and an error body.
 //!
 //! Every handler returns [`ApiError`]. Its response is
-//! `{"error": {"code", "message", "request_id"}}`. A 5xx shows the client
+//! `{"error": {"code", "message", "request_id"}}`. A 500 shows the client
 //! only a generic message and is logged once, at error, with the request
-//! id and the whole chain of causes; a client error (4xx) is logged at
-//! debug only.
+//! id and the whole chain of causes; the other 5xx (not configured,
+//! unavailable, no room) show their message and are logged at warn; a
+//! client error (4xx) is logged at debug only.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,11 +27,12 @@ pub enum ApiError {
         reason: &'static str,
     },
 
-    /// A non-admin token asked to act for another owner.
-    #[error("only an admin may act for owner {owner:?}")]
+    /// The caller is known but may not do this (a non-admin naming
+    /// another owner, or an admin-only route).
+    #[error("{reason}")]
     Forbidden {
-        /// The owner named in `?owner=`.
-        owner: String,
+        /// What is refused, and why.
+        reason: String,
     },
 
     /// The body is larger than `limits.max_body_bytes`.
@@ -119,7 +121,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let request_id = RequestId::current();
-        let message = if status.is_server_error() {
+        // Only a 500 hides its message: 501, 503 and 507 say what the
+        // client can act on (not configured, unreachable, full).
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(
                 request_id = %request_id,
                 status = status.as_u16(),
@@ -128,12 +132,21 @@ impl IntoResponse for ApiError {
             );
             "internal error; the daemon log has the details under this request id".to_string()
         } else {
-            tracing::debug!(
-                request_id = %request_id,
-                status = status.as_u16(),
-                error = %self.log_message(),
-                "request refused"
-            );
+            if status.is_server_error() {
+                tracing::warn!(
+                    request_id = %request_id,
+                    status = status.as_u16(),
+                    error = %self.log_message(),
+                    "request failed"
+                );
+            } else {
+                tracing::debug!(
+                    request_id = %request_id,
+                    status = status.as_u16(),
+                    error = %self.log_message(),
+                    "request refused"
+                );
+            }
             self.to_string()
         };
         let body = serde_json::json!({

@@ -62,6 +62,10 @@ pub struct DaemonOptions {
     pub tokens: Vec<TestToken>,
     /// The default per-owner quota, in MiB (the daemon's default if None).
     pub quota_mib: Option<u64>,
+    /// The pool's `reflink` option (the driver's default, `auto`, if
+    /// None). Tests that need a clone to take a while set `never`, so
+    /// the copy is a real one wherever they run.
+    pub reflink: Option<String>,
 }
 
 /// The transport of a raw request.
@@ -214,6 +218,9 @@ impl Daemon {
             "pools:\n  default:\n    driver: ext4-file\n    path: {}\n",
             data.join("volumes").display()
         ));
+        if let Some(reflink) = &options.reflink {
+            yaml.push_str(&format!("    reflink: {reflink}\n"));
+        }
         if let Some(q) = options.quota_mib {
             yaml.push_str(&format!("quotas:\n  default_mib: {q}\n"));
         }

@@ -125,6 +125,7 @@ fn root_a_volume_being_cloned_is_busy() {
     require_root("loop mounts of volume images");
     let d = Daemon::start(DaemonOptions {
         quota_mib: Some(65536),
+        reflink: Some("never".to_string()),
         ..DaemonOptions::default()
     });
     // Enough data that the copy takes a while on a filesystem without

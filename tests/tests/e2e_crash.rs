@@ -119,6 +119,7 @@ fn root_kill_9_during_a_clone_leaves_catalog_and_pool_agreeing() {
     require_root("loop mounts of volume images");
     let mut d = Daemon::start(DaemonOptions {
         quota_mib: Some(1 << 20),
+        reflink: Some("never".to_string()),
         ..DaemonOptions::default()
     });
     let r = d.request(
@@ -196,6 +197,7 @@ fn root_kill_9_during_a_create_leaves_catalog_and_pool_agreeing() {
     require_root("the daemon's pool on real ext4 images");
     let mut d = Daemon::start(DaemonOptions {
         quota_mib: Some(1 << 30),
+        reflink: Some("never".to_string()),
         ..DaemonOptions::default()
     });
     let mut interrupted = 0;

@@ -17,7 +17,7 @@ fn root_a_second_owner_cannot_see_or_touch_the_first_owners_volume() {
     let d = Daemon::start(DaemonOptions {
         tcp: true,
         tokens: vec![TestToken::owner("team-a"), TestToken::owner("team-b")],
-        quota_mib: None,
+        ..DaemonOptions::default()
     });
 
     let out = d.kiln_as(
@@ -100,7 +100,7 @@ fn root_tcp_requests_without_a_valid_token_get_401() {
     let d = Daemon::start(DaemonOptions {
         tcp: true,
         tokens: vec![TestToken::owner("team-a")],
-        quota_mib: None,
+        ..DaemonOptions::default()
     });
     for token in [None, Some("not-a-known-token-at-all")] {
         for (method, path, body) in [

@@ -8,6 +8,13 @@
 //! daemon judges every request, and the CLI checks only what it can check
 //! better (sizes, `VOL:/mount[:ro]` specs) before sending it.
 //!
+//! Layout: `args` (the clap command line), `client` (HTTP over the
+//! socket or TCP), `api` (the API's objects, read tolerantly), `commands`
+//! (one module per command group), `output` (tables, sizes, JSON),
+//! `confirm` (asking before destructive commands), `progress` (following
+//! jobs), `size` (parsing `--size`), `error` (the error type and the exit
+//! codes), `run` (from arguments to exit code).
+//!
 //! The binary's `main` is [`run`] and an exit code:
 //!
 //! ```no_run

@@ -205,24 +205,28 @@ pub async fn delete(ctx: &Ctx, name: &str, id: &str, yes: bool) -> Result<(), Cl
     Ok(())
 }
 
-/// Starts a job with `POST path`.
-async fn start(ctx: &Ctx, path: &str, body: Option<Value>) -> Result<Job, CliError> {
-    let answer = ctx.client.post(path, body).await?;
-    let job: Job = decode(&answer, "job")?;
-    Ok(job)
+/// A job as the daemon answered it: read, and as sent (for `--json`).
+struct Started {
+    job: Job,
+    answer: Value,
 }
 
-/// Follows `job` to its end, or with `--no-wait` prints it and answers
+/// Starts a job with `POST path`.
+async fn start(ctx: &Ctx, path: &str, body: Option<Value>) -> Result<Started, CliError> {
+    let answer = ctx.client.post(path, body).await?;
+    let job: Job = decode(&answer, "job")?;
+    Ok(Started { job, answer })
+}
+
+/// Follows the job to its end, or with `--no-wait` prints it and answers
 /// `None`.
-async fn wait(ctx: &Ctx, job: Job, no_wait: bool) -> Result<Option<Job>, CliError> {
+async fn wait(ctx: &Ctx, started: Started, no_wait: bool) -> Result<Option<Job>, CliError> {
+    let Started { job, answer } = started;
     if !no_wait {
         return follow(&ctx.client, job).await.map(Some);
     }
     if ctx.json {
-        print_json(&json!({
-            "id": job.id, "kind": job.kind, "volume": job.volume, "state": job.state,
-            "bytes_done": job.bytes_done, "bytes_total": job.bytes_total,
-        }));
+        print_json(&answer);
     } else {
         println!(
             "started {} job {} (follow it with: kiln job get {})",

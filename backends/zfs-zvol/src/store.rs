@@ -381,7 +381,12 @@ impl VolumeStore for ZfsZvolStore {
     async fn drop_snapshot(&self, id: &VolumeId, snap: &SnapshotId) -> Result<(), BackendError> {
         op!(self, "drop_snapshot", id, async {
             self.volume(id).await?;
-            self.zfs.destroy(&self.snapshot_name(id, snap)).await
+            let name = self.snapshot_name(id, snap);
+            // zfs destroy of a missing snapshot does not say "does not exist".
+            if !self.zfs.exists(&name).await? {
+                return Err(ZfsZvolError::NotFound { dataset: name });
+            }
+            self.zfs.destroy(&name).await
         })
     }
 

@@ -132,3 +132,16 @@ async fn root_conformance_ext4_file_reflink_xfs() {
         Some(&Outcome::Passed)
     );
 }
+
+/// Block I/O only, as for a driver whose device path is not raw ext4: the
+/// same scenarios, files written as whole filesystems through
+/// `open_write` and read back from `open_read` with debugfs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_ext4_file_blocks() {
+    let dir = temp_dir("conf-blocks", "pool").expect("a temp folder");
+    let pool = dir.path().join("pool");
+    let store = open(pool.clone(), ReflinkMode::Never).await;
+    let target = Target::new("ext4-file-blocks", store, Access::Blocks)
+        .with_foreign(Arc::new(ForeignFiles { pool }));
+    run(target).await.assert_all_passed();
+}

@@ -118,7 +118,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let service = VolumeService::open(&config, pools)
         .await
         .context("opening the volume service")?;
-    log_recovery(&service);
+    // Recovery has run and logged what it did (VolumeService::open).
 
     let listeners = kilnd::Listeners::bind(&config.listen).await?;
     tracing::info!(
@@ -127,7 +127,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         data_dir = %config.data_dir.display(),
         "listening"
     );
-    let app = kilnd::router(kilnd::AppState::new(service));
+    let state = kilnd::AppState::new(service)
+        .open_backups()
+        .context("opening the backup target")?;
+    kilnd::scheduler::start(&state).context("starting the backup schedules")?;
+    let app = kilnd::router(state);
     listeners
         .serve(app, shutdown_signal(), SHUTDOWN_GRACE)
         .await?;
@@ -157,30 +161,6 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
         );
     }
     Ok(file)
-}
-
-fn log_recovery(service: &VolumeService) {
-    let report = service.recovery_report();
-    for op in &report.finished {
-        tracing::info!(operation = %op, "recovery finished an interrupted operation");
-    }
-    for op in &report.undone {
-        tracing::info!(operation = %op, "recovery undid an interrupted operation");
-    }
-    for (pool, id) in &report.unmanaged {
-        tracing::warn!(
-            pool = %pool,
-            volume_id = %id,
-            "backend volume without a catalog entry; left in place, shown by `kiln pool list`"
-        );
-    }
-    for (owner, name) in &report.missing {
-        tracing::warn!(
-            owner = %owner,
-            volume = %name,
-            "catalog volume whose backend volume is gone; marked error"
-        );
-    }
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT).

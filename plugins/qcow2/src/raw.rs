@@ -92,7 +92,10 @@ impl StorageDaemon {
             "driver": "qcow2", "node-name": "disk", "file": "file", "discard": "unmap",
         });
         if read_only {
+            // A reader shares the image with a writer (a VMM, or a write
+            // handle): it takes no lock, and sees what the writer flushed.
             file["read-only"] = true.into();
+            file["locking"] = "off".into();
             disk["read-only"] = true.into();
             disk["force-share"] = true.into();
         }

@@ -66,6 +66,9 @@ pub struct DaemonOptions {
     /// None). Tests that need a clone to take a while set `never`, so
     /// the copy is a real one wherever they run.
     pub reflink: Option<String>,
+    /// Start with `--data-dir` and no config file: the embedded default
+    /// (the other options, which need a config, must be left unset).
+    pub embedded: bool,
 }
 
 /// The transport of a raw request.
@@ -178,6 +181,7 @@ pub struct Daemon {
     tcp: Option<SocketAddr>,
     tokens: Vec<TestToken>,
     log: PathBuf,
+    embedded: bool,
     child: Option<Child>,
 }
 
@@ -192,6 +196,14 @@ impl Daemon {
         let data = dir.path().join("data");
         let socket = data.join("kiln.sock");
         let tcp = options.tcp.then(free_tcp_addr);
+        assert!(
+            !options.embedded
+                || (tcp.is_none()
+                    && options.tokens.is_empty()
+                    && options.quota_mib.is_none()
+                    && options.reflink.is_none()),
+            "the embedded default has no TCP, tokens, quota or reflink options"
+        );
         assert!(
             tcp.is_none() || !options.tokens.is_empty(),
             "a TCP daemon needs tokens"
@@ -235,6 +247,7 @@ impl Daemon {
             tcp,
             tokens: options.tokens,
             log,
+            embedded: options.embedded,
             child: None,
         };
         daemon.spawn();
@@ -248,9 +261,13 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .expect("open the daemon log");
-        let child = Command::new(binary("kilnd"))
-            .arg("--config")
-            .arg(&self.config)
+        let mut cmd = Command::new(binary("kilnd"));
+        if self.embedded {
+            cmd.arg("--data-dir").arg(self.data_dir());
+        } else {
+            cmd.arg("--config").arg(&self.config);
+        }
+        let child = cmd
             .arg("--log-level")
             .arg("info,kilnd=debug,kiln_core=debug")
             .stdin(Stdio::null())

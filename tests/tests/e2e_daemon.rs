@@ -36,6 +36,25 @@ fn root_sigterm_stops_cleanly_and_removes_the_socket() {
 }
 
 #[test]
+fn root_data_dir_mode_serves_the_embedded_default() {
+    require_root("the daemon's pool on real ext4 images");
+    let d = Daemon::start(DaemonOptions {
+        embedded: true,
+        ..DaemonOptions::default()
+    });
+    assert_eq!(d.socket(), d.data_dir().join("kiln.sock"));
+    let v = d.kiln_json(&["volume", "create", "--name", "v", "--size", "64"]);
+    assert_eq!(v["pool"], "default");
+    let pools = d.request(Via::Unix, "GET", "/v1/pools", None, None).json();
+    assert_eq!(pools["pools"][0]["name"], "default");
+    assert_eq!(pools["pools"][0]["driver"], "ext4-file");
+    let images = std::fs::read_dir(d.pool_dir())
+        .expect("the pool folder exists")
+        .count();
+    assert!(images >= 1, "no image under {}", d.pool_dir().display());
+}
+
+#[test]
 fn root_a_second_daemon_on_the_same_socket_is_refused() {
     require_root("the daemon's pool on real ext4 images");
     let d = Daemon::start(DaemonOptions::default());

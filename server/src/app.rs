@@ -13,11 +13,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Json, Router};
+use kiln_core::backup::{BackupEngine, BackupSettings};
 use kiln_core::service::VolumeService;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::Authenticator;
 use crate::error::ApiError;
+use crate::jobs::Jobs;
 use crate::{request_id, routes};
 
 /// What every handler shares.
@@ -29,6 +31,12 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The backup engine, when the config has a `backup:` section.
+    pub backup: Option<Arc<BackupEngine>>,
+    /// Running and recent jobs.
+    pub jobs: Arc<Jobs>,
+    /// Scheduled backups and how they ran.
+    pub schedules: Arc<crate::scheduler::Schedules>,
 }
 
 impl AppState {
@@ -38,8 +46,35 @@ impl AppState {
         Self {
             auth: Arc::new(Authenticator::new(config.tokens.clone())),
             max_body_bytes: config.limits.max_body_bytes,
+            backup: None,
+            jobs: Arc::default(),
+            schedules: Arc::default(),
             service,
         }
+    }
+
+    /// Opens the backup target of the config's `backup:` section, if it
+    /// has one (the target is not contacted: a backup checks it first).
+    pub fn open_backups(mut self) -> kiln_core::Result<Self> {
+        let Some(config) = self.service.config().backup.clone() else {
+            return Ok(self);
+        };
+        let target = kiln_object_store::ObjectStore::from_config(&config.target).map_err(|e| {
+            kiln_core::Error::Config {
+                key: "backup".into(),
+                reason: kiln_core::Error::Target {
+                    target: format!("{:?}", config.target),
+                    operation: "open".into(),
+                    source: e,
+                }
+                .chain(),
+            }
+        })?;
+        let describe = kiln_core::BackupTarget::describe(&target);
+        let engine = BackupEngine::new(Arc::new(target), BackupSettings::from_config(&config)?);
+        tracing::info!(target = %describe, "backup target configured");
+        self.backup = Some(Arc::new(engine));
+        Ok(self)
     }
 }
 

@@ -30,7 +30,9 @@
 //! - [`error`]: the one place an error becomes a status;
 //! - [`request_id`]: ids for requests, their logs and error bodies;
 //! - [`listen`]: the unix socket and TCP listeners, graceful shutdown;
-//! - [`pools`]: the backend of each configured pool.
+//! - [`pools`]: the backend of each configured pool;
+//! - [`jobs`]: long operations (backup, restore, gc, verify) and their progress;
+//! - [`scheduler`]: scheduled backups with retention.
 
 #![deny(missing_docs)]
 
@@ -38,10 +40,12 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod jobs;
 pub mod listen;
 pub mod pools;
 pub mod request_id;
 pub mod routes;
+pub mod scheduler;
 
 pub use app::{router, AppState};
 pub use auth::Transport;

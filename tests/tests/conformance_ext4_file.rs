@@ -124,9 +124,11 @@ async fn root_conformance_ext4_file_reflink_xfs() {
         .with_foreign(Arc::new(ForeignFiles { pool }));
     let report = run(target).await;
 
-    report.print();
-    mounted.unmount().await.expect("unmount the XFS pool");
+    // Unmount before asserting, so a failure reports the suite's findings
+    // rather than a busy mount.
+    let unmounted = mounted.unmount().await;
     report.assert_all_passed();
+    unmounted.expect("unmount the XFS pool");
     assert_eq!(
         report.outcome("snapshot_stays_fixed"),
         Some(&Outcome::Passed)

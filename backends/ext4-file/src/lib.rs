@@ -18,7 +18,13 @@
 //! use kiln_core::{Contents, SizeMib, VolumeId, VolumeStore};
 //! let store = kiln_ext4_file::open(pool).await?;
 //! let id = VolumeId::generate();
-//! store.create(&id, SizeMib::new(1024)?, Contents::Ext4).await.ok();
+//! let volume = store
+//!     .create(&id, SizeMib::new(1024)?, Contents::Ext4)
+//!     .await
+//!     .expect("a fresh id in an open pool");
+//! let device = store.device_path(&id).await.expect("the volume exists");
+//! assert_eq!(volume.size_bytes, 1 << 30);
+//! # let _ = device;
 //! # Ok(()) }
 //! ```
 

@@ -68,6 +68,18 @@ pub async fn open(pool: &PoolConfig) -> kiln_core::Result<Ext4FileStore> {
 }
 
 /// Volumes as sparse ext4 image files in one folder.
+///
+/// # Limitations
+///
+/// - Images are sparse and never preallocated, so a pool overcommits: when
+///   the host filesystem fills, writes inside volumes fail (the guest sees
+///   I/O errors). [`VolumeStore::capacity`] shows the host filesystem's
+///   real use.
+/// - Snapshots exist only where the filesystem has reflinks; elsewhere
+///   `snapshot` answers unsupported and backups of attached volumes are
+///   not crash-consistent.
+/// - On a filesystem without user xattrs, images are recognised by their
+///   name alone.
 #[derive(Debug)]
 pub struct Ext4FileStore {
     root: PathBuf,

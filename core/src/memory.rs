@@ -29,8 +29,8 @@ use tokio::sync::Semaphore;
 
 use crate::error::{BackendError, ErrorKind};
 use crate::store::{
-    BlockRead, BlockWrite, Capabilities, Contents, DriverInfo, FsCheck, PoolCapacity,
-    StoredVolume, VolumeStore,
+    BlockRead, BlockWrite, Capabilities, Contents, DriverInfo, FsCheck, PoolCapacity, StoredVolume,
+    VolumeStore,
 };
 use crate::types::{SizeMib, SnapshotId, VolumeId, MIB};
 
@@ -379,14 +379,15 @@ impl VolumeStore for MemoryStore {
             .ok_or_else(|| MemoryError::NotFound(id.clone()))?;
         let image = match snap {
             None => v.image.clone(),
-            Some(s) => v
-                .snapshots
-                .get(s)
-                .cloned()
-                .ok_or_else(|| MemoryError::SnapshotNotFound {
-                    volume: id.clone(),
-                    snap: s.clone(),
-                })?,
+            Some(s) => {
+                v.snapshots
+                    .get(s)
+                    .cloned()
+                    .ok_or_else(|| MemoryError::SnapshotNotFound {
+                        volume: id.clone(),
+                        snap: s.clone(),
+                    })?
+            }
         };
         // A reader sees the volume as it was when opened.
         Ok(Box::new(Reader { image }))

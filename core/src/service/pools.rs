@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use tracing::warn;
 
 use super::{PoolView, VolumeService};
+use crate::catalog::Tx;
 use crate::error::{Error, Result};
 use crate::store::VolumeStore;
 use crate::types::{PoolName, SizeMib, VolumeId, MIB};
@@ -67,15 +68,7 @@ impl VolumeService {
                     .collect());
             }
         };
-        // The catalog row of a volume is written before the backend makes
-        // it and removed after the backend deletes it, so a volume in the
-        // middle of an operation is never reported here.
-        let known: BTreeSet<VolumeId> = self
-            .catalog
-            .read(|tx| tx.volumes_in_pool(pool))?
-            .into_iter()
-            .map(|v| v.id)
-            .collect();
+        let known = self.catalog.read(|tx| known_ids(tx, pool))?;
         Ok(stored
             .into_iter()
             .map(|v| v.id)
@@ -106,4 +99,22 @@ impl VolumeService {
         }
         Ok(())
     }
+}
+
+/// The ids kiln accounts for in `pool`: its catalog volumes and the
+/// volumes of journal entries still running (a volume in the middle of a
+/// create, clone or restore is not unmanaged).
+pub(super) fn known_ids(tx: &Tx<'_>, pool: &PoolName) -> Result<BTreeSet<VolumeId>> {
+    let mut known: BTreeSet<VolumeId> = tx
+        .volumes_in_pool(pool)?
+        .into_iter()
+        .map(|v| v.id)
+        .collect();
+    known.extend(
+        tx.running_operations()?
+            .into_iter()
+            .filter(|op| op.step.pool() == pool)
+            .map(|op| op.volume),
+    );
+    Ok(known)
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use tracing::{info, warn};
 
+use super::pools::known_ids;
 use super::{RecoveryReport, VolumeService};
 use crate::catalog::{Operation, OperationState, Step};
 use crate::error::{Error, ErrorKind, Result};
@@ -151,8 +152,9 @@ impl VolumeService {
             }
         };
         let stored: BTreeSet<VolumeId> = stored.into_iter().map(|v| v.id).collect();
-        let known = self.catalog.read(|tx| tx.volumes_in_pool(pool))?;
-        let known_ids: BTreeSet<&VolumeId> = known.iter().map(|v| &v.id).collect();
+        let (known, known_ids) = self
+            .catalog
+            .read(|tx| Ok((tx.volumes_in_pool(pool)?, known_ids(tx, pool)?)))?;
 
         for id in stored.iter().filter(|id| !known_ids.contains(id)) {
             warn!(pool = %pool, volume_id = %id,

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use time::OffsetDateTime;
-use tracing::debug;
+use tracing::{debug, error};
 
 use super::{store_err, Actor, VolumeHold, VolumeService};
 use crate::catalog::{SandboxRow, Tx};
@@ -41,6 +41,23 @@ fn check_list(volumes: &[VolumeRequest]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The error of a sandbox operation whose backend step failed, given how
+/// undoing its catalog writes went.
+fn undo_sandbox(operation: &str, cause: Error, undone: Result<()>) -> Error {
+    match undone {
+        Ok(()) => cause,
+        Err(rollback) => {
+            error!(operation, cause = %cause.chain(), rollback = %rollback.chain(),
+                "cannot undo the attachments of a failed sandbox operation");
+            Error::RollbackFailed {
+                operation: operation.to_string(),
+                cause: Box::new(cause),
+                rollback: Box::new(rollback),
+            }
+        }
+    }
 }
 
 impl VolumeService {
@@ -86,8 +103,11 @@ impl VolumeService {
 
         if let Err(cause) = self.prepare_devices(row_id, planned).await {
             let _policy = self.policy();
-            self.catalog.write(|tx| tx.delete_sandbox(row_id))?;
-            return Err(cause);
+            return Err(undo_sandbox(
+                "create sandbox",
+                cause,
+                self.catalog.write(|tx| tx.delete_sandbox(row_id)),
+            ));
         }
         let sandbox = self.find_sandbox(a, &name)?;
         debug!(sandbox = %name, owner = %a.owner, "sandbox created");
@@ -257,11 +277,11 @@ impl VolumeService {
         if let Some(row_id) = row_id {
             if let Err(cause) = self.prepare_devices(row_id, planned).await {
                 let _policy = self.policy();
-                self.catalog.write(|tx| {
+                let undone = self.catalog.write(|tx| {
                     tx.detach_all(row_id)?;
                     tx.set_sandbox_state(row_id, SandboxState::Stopped)
-                })?;
-                return Err(cause);
+                });
+                return Err(undo_sandbox("start sandbox", cause, undone));
             }
         }
         debug!(sandbox = %name, owner = %a.owner, "sandbox started");

@@ -69,6 +69,8 @@ pub struct DaemonOptions {
     /// Start with `--data-dir` and no config file: the embedded default
     /// (the other options, which need a config, must be left unset).
     pub embedded: bool,
+    /// A `backup:` section, as YAML starting with `backup:` (none if None).
+    pub backup_yaml: Option<String>,
 }
 
 /// The transport of a raw request.
@@ -201,7 +203,8 @@ impl Daemon {
                 || (tcp.is_none()
                     && options.tokens.is_empty()
                     && options.quota_mib.is_none()
-                    && options.reflink.is_none()),
+                    && options.reflink.is_none()
+                    && options.backup_yaml.is_none()),
             "the embedded default has no TCP, tokens, quota or reflink options"
         );
         assert!(
@@ -235,6 +238,12 @@ impl Daemon {
         }
         if let Some(q) = options.quota_mib {
             yaml.push_str(&format!("quotas:\n  default_mib: {q}\n"));
+        }
+        if let Some(backup) = &options.backup_yaml {
+            yaml.push_str(backup);
+            if !backup.ends_with('\n') {
+                yaml.push('\n');
+            }
         }
         let config = dir.path().join("config.yaml");
         std::fs::write(&config, yaml).expect("write the daemon's config");

@@ -2,10 +2,14 @@
 //! sandbox operations run against the service (over `MemoryStore`) and
 //! against a small model of the rules; every result and the whole state
 //! after every step must agree.
+//!
+//! Some steps arm a backend failure: the next time the service reaches
+//! that backend call it fails, and the model expects the operation to
+//! fail with the backend's kind and change nothing.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
 use kiln_core::model::{SandboxState, VolumeStatus};
@@ -33,7 +37,12 @@ enum Op {
     Destroy(usize),
     /// Another owner tries to delete one of ours.
     ForeignDelete(usize),
+    /// The next call of this backend method fails.
+    Fail(&'static str),
 }
+
+/// The backend calls a step can be made to fail, one per volume operation.
+const FAILABLE: [&str; 4] = ["create", "grow", "clone_volume", "delete"];
 
 fn op() -> impl Strategy<Value = Op> {
     let vol = 0..VOLUMES;
@@ -50,6 +59,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => sb.clone().prop_map(Op::Start),
         1 => sb.prop_map(Op::Destroy),
         1 => vol.prop_map(Op::ForeignDelete),
+        1 => prop::sample::select(FAILABLE.to_vec()).prop_map(Op::Fail),
     ]
 }
 
@@ -73,6 +83,8 @@ struct ModelSandbox {
 struct Model {
     volumes: BTreeMap<String, u64>,
     sandboxes: BTreeMap<String, ModelSandbox>,
+    /// Backend calls armed to fail.
+    armed: BTreeSet<&'static str>,
 }
 
 type Expect = Result<(), ErrorKind>;
@@ -90,6 +102,15 @@ impl Model {
                     .map(|(_, ro)| (name.clone(), *ro))
             })
             .collect()
+    }
+
+    /// The service has passed every check and calls the backend's
+    /// `method`: an armed failure fires here.
+    fn backend(&mut self, method: &'static str) -> Expect {
+        if self.armed.remove(method) {
+            return Err(ErrorKind::Internal);
+        }
+        Ok(())
     }
 
     fn used(&self) -> u64 {
@@ -123,6 +144,7 @@ impl Model {
                 if self.used() + size > QUOTA {
                     return Err(ErrorKind::QuotaExceeded);
                 }
+                self.backend("create")?;
                 self.volumes.insert(v, *size);
             }
             Op::Delete(v) => {
@@ -133,6 +155,7 @@ impl Model {
                 if !self.attachments(&v).is_empty() {
                     return Err(ErrorKind::Conflict);
                 }
+                self.backend("delete")?;
                 self.volumes.remove(&v);
             }
             Op::Resize(v, size) => {
@@ -152,6 +175,7 @@ impl Model {
                 if self.used() - current + size > QUOTA {
                     return Err(ErrorKind::QuotaExceeded);
                 }
+                self.backend("grow")?;
                 self.volumes.insert(v, *size);
             }
             Op::Clone(src, dst) => {
@@ -168,6 +192,7 @@ impl Model {
                 if self.used() + size > QUOTA {
                     return Err(ErrorKind::QuotaExceeded);
                 }
+                self.backend("clone_volume")?;
                 self.volumes.insert(dst, size);
             }
             Op::CreateSandbox(s, vols) => {
@@ -212,6 +237,9 @@ impl Model {
                 }
             }
             Op::ForeignDelete(_) => return Err(ErrorKind::NotFound),
+            Op::Fail(method) => {
+                self.armed.insert(method);
+            }
         }
         Ok(())
     }
@@ -245,6 +273,10 @@ async fn run(h: &Harness, op: &Op) -> Expect {
         Op::Start(sb) => s.start_sandbox(&a, &sname(&sb_name(*sb))).await.map(drop),
         Op::Destroy(sb) => s.destroy_sandbox(&a, &sname(&sb_name(*sb))).await,
         Op::ForeignDelete(v) => s.delete_volume(&actor("b"), &vname(&vol_name(*v))).await,
+        Op::Fail(method) => {
+            h.store.fail_next(method, ErrorKind::Internal);
+            Ok(())
+        }
     };
     res.map_err(|e| e.kind())
 }

@@ -297,7 +297,8 @@ impl Ext4FileStore {
         current: u64,
         new: u64,
     ) -> Result<(), Ext4FileError> {
-        set_len_synced(path, new)?;
+        let p = path.to_path_buf();
+        blocking("grow", path, move || set_len_synced(&p, new)).await?;
         let Err(e) = self.ext4.grow(path).await else {
             return Ok(());
         };
@@ -363,7 +364,8 @@ fn is_leftover(name: &str) -> bool {
 }
 
 /// Removes what a crash left: `.partial` and `.deleting` images, in the
-/// pool folder and among the snapshots.
+/// pool folder and among the snapshots, and the snapshots of volumes that
+/// are gone.
 fn remove_leftovers(root: &Path) -> Result<(), Ext4FileError> {
     let mut dirs = vec![root.to_path_buf()];
     let snapshots = root.join(SNAPSHOTS);
@@ -372,9 +374,19 @@ fn remove_leftovers(root: &Path) -> Result<(), Ext4FileError> {
             std::fs::read_dir(&snapshots).map_err(|e| Ext4FileError::io("list", &snapshots, e))?
         {
             let entry = entry.map_err(|e| Ext4FileError::io("list", &snapshots, e))?;
-            if entry.path().is_dir() {
-                dirs.push(entry.path());
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
             }
+            // The snapshots of a volume whose delete was interrupted.
+            let volume = root.join(format!("{}.img", entry.file_name().to_string_lossy()));
+            if !volume.exists() {
+                tracing::warn!(path = %path.display(), "removing the snapshots of a deleted volume");
+                std::fs::remove_dir_all(&path)
+                    .map_err(|e| Ext4FileError::io("remove", &path, e))?;
+                continue;
+            }
+            dirs.push(path);
         }
     }
     for dir in dirs {
@@ -452,19 +464,28 @@ impl VolumeStore for Ext4FileStore {
     async fn delete(&self, id: &VolumeId) -> Result<(), BackendError> {
         tracing::debug!(volume = %id, "delete");
         let (image, _) = self.existing(id)?;
-        let deleting = self.deleting(id);
-        std::fs::rename(&image, &deleting).map_err(|e| Ext4FileError::io("rename", &image, e))?;
-        sys::fsync_dir(&self.root).map_err(|e| Ext4FileError::io("fsync", &self.root, e))?;
+        let (deleting, snapshots, root, volume) = (
+            self.deleting(id),
+            self.snapshot_dir(id),
+            self.root.clone(),
+            id.clone(),
+        );
+        blocking("delete", &image.clone(), move || {
+            std::fs::rename(&image, &deleting)
+                .map_err(|e| Ext4FileError::io("rename", &image, e))?;
+            sys::fsync_dir(&root).map_err(|e| Ext4FileError::io("fsync", &root, e))?;
 
-        // From here the volume is gone; what remains is removed now, or at
-        // the next open if that fails.
-        let snapshots = self.snapshot_dir(id);
-        if let Err(e) = std::fs::remove_dir_all(&snapshots) {
-            if e.kind() != io::ErrorKind::NotFound {
-                tracing::warn!(volume = %id, path = %snapshots.display(), error = %e, "cannot remove the volume's snapshots");
+            // From here the volume is gone; what remains is removed now, or
+            // at the next open if that fails.
+            if let Err(e) = std::fs::remove_dir_all(&snapshots) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(volume = %volume, path = %snapshots.display(), error = %e, "cannot remove the volume's snapshots");
+                }
             }
-        }
-        remove_quietly(&deleting);
+            remove_quietly(&deleting);
+            Ok(())
+        })
+        .await?;
         tracing::debug!(volume = %id, "deleted");
         Ok(())
     }

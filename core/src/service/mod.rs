@@ -18,6 +18,17 @@
 //! on it): not found, then busy, then attached, then not ready, then the
 //! operation's own rules (sizes, names), then the quota.
 //!
+//! # Limitations
+//!
+//! - Holds live in this process's memory: one daemon per data directory.
+//!   A second daemon on the same catalog would not see the first one's
+//!   holds.
+//! - While a volume is resizing, its new size already counts against the
+//!   quota (and shows in its `size_mib`), so a concurrent create cannot
+//!   take the room; a failed grow puts the old size back.
+//! - Catalog calls are synchronous and run on the async thread that makes
+//!   them; each is one short transaction.
+//!
 //! # Example
 //!
 //! ```no_run

@@ -122,7 +122,9 @@ impl VolumeService {
 
     /// Holds the actor's volume `name` for `operation`, checking in
     /// order: it exists, is not held, is not attached (unless
-    /// `allow_attached`) and is in one of `statuses`.
+    /// `allow_attached`) and is in one of `statuses`. Called under the
+    /// policy lock, so that nothing attaches it between the check and
+    /// the caller's catalog write.
     fn hold_for(
         &self,
         a: &Actor,

@@ -140,3 +140,75 @@ fn config_errors_name_the_key_and_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("pools.p.driver"), "{stderr}");
 }
+
+#[test]
+fn root_sigterm_lets_a_request_in_flight_finish() {
+    require_root("loop mounts of volume images");
+    let mut d = Daemon::start(DaemonOptions {
+        quota_mib: Some(65536),
+        reflink: Some("never".to_string()),
+        ..DaemonOptions::default()
+    });
+    let post = |path: &str, body: &str| d.request(Via::Unix, "POST", path, Some(body), None);
+    assert_eq!(
+        post("/v1/volumes", r#"{"name":"big","size_mib":4096}"#).status,
+        201
+    );
+    let sb = post(
+        "/v1/sandboxes",
+        r#"{"name":"w","volumes":[{"volume":"big","mount":"/b"}]}"#,
+    );
+    let device = sb.json()["volumes"][0]["device"]
+        .as_str()
+        .expect("a device for a running sandbox")
+        .to_string();
+    let m =
+        kiln_tests::daemon::LoopMount::new(std::path::Path::new(&device), &d.scratch("big"), false);
+    kiln_tests::daemon::write_test_files(m.path(), 512);
+    m.unmount();
+    assert_eq!(
+        d.request(Via::Unix, "DELETE", "/v1/sandboxes/w", None, None)
+            .status,
+        204
+    );
+
+    let mut clone = d.kiln_command();
+    clone
+        .arg("--socket")
+        .arg(d.socket())
+        .args(["volume", "clone", "big", "--name", "copy"]);
+    let mut clone = clone.spawn().expect("start the clone");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let r = d.request(Via::Unix, "GET", "/v1/volumes/copy", None, None);
+        if r.status == 200 {
+            assert_eq!(r.json()["status"], "cloning", "the clone finished too soon");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clone never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+
+    // SIGTERM while the clone runs: the daemon finishes it, then exits 0.
+    let status = d.stop();
+    assert!(
+        status.success(),
+        "kilnd exited with {status}:\n{}",
+        d.log_text()
+    );
+    let clone = clone.wait().expect("wait for the clone");
+    assert!(clone.success(), "the clone in flight failed: {clone}");
+    assert!(d.log_text().contains("shutting down"), "{}", d.log_text());
+
+    d.restart();
+    let r = d.request(Via::Unix, "GET", "/v1/volumes/copy", None, None);
+    assert_eq!(
+        (r.status, r.json()["status"].clone()),
+        (200, "ready".into()),
+        "{}",
+        r.body
+    );
+}

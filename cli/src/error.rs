@@ -135,7 +135,7 @@ pub enum CliError {
     },
 
     /// `backup verify` found damaged blocks (already printed).
-    #[error("backup {backup} has {damaged} damaged blocks")]
+    #[error("backup {backup} failed verification: {damaged} damaged block(s)")]
     Damaged {
         /// The backup's id.
         backup: String,

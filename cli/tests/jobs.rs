@@ -152,7 +152,10 @@ fn verify_names_damaged_blocks_and_exits_1() {
         stdout(&out),
         "backup bk-1: 75 blocks checked, 2 damaged:\n  ab12\n  cd34\n"
     );
-    assert_eq!(stderr(&out), "error: backup bk-1 has 2 damaged blocks\n");
+    assert_eq!(
+        stderr(&out),
+        "error: backup bk-1 failed verification: 2 damaged block(s)\n"
+    );
     assert_eq!(kilnd.seen()[0].target, "/v1/backups/bk-1/verify");
 
     let intact = job_kilnd(

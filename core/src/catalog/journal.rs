@@ -197,6 +197,14 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Forgets entries that ended before `before`; how many.
+    pub fn prune_operations(&self, before: OffsetDateTime) -> Result<usize> {
+        self.tx
+            .prepare_cached("DELETE FROM operations WHERE state != 'running' AND finished_at < ?1")
+            .and_then(|mut s| s.execute(params![to_nanos(before)]))
+            .map_err(db("prune journal"))
+    }
+
     /// The entries still running, oldest first.
     pub fn running_operations(&self) -> Result<Vec<Operation>> {
         self.operations_where("state = 'running'")

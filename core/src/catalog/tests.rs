@@ -195,4 +195,11 @@ fn the_journal_round_trips_and_tracks_running_entries() {
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].state, OperationState::Done);
     assert!(all[0].finished_at.is_some());
+
+    let running = Operation::start(&v.id, all[0].step.clone());
+    c.write(|tx| tx.insert_operation(&running)).expect("insert");
+    let later = OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    assert_eq!(c.write(|tx| tx.prune_operations(later)).expect("prune"), 1);
+    let left = c.read(|tx| tx.operations()).expect("read");
+    assert_eq!(left, vec![running], "running entries are never pruned");
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use time::OffsetDateTime;
 use tracing::{info, warn};
 
 use super::pools::known_ids;
@@ -12,6 +13,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::VolumeStatus;
 use crate::store::VolumeStore;
 use crate::types::{PoolName, VolumeId};
+
+/// How long ended journal entries are kept (for an operator reading the
+/// catalog after an incident); older ones are dropped at start-up.
+const JOURNAL_KEEP: time::Duration = time::Duration::days(7);
 
 /// What recovery did with one interrupted operation.
 enum Outcome {
@@ -67,11 +72,15 @@ impl VolumeService {
         for (pool, store) in &self.pools {
             self.reconcile(pool, store.as_ref(), &mut report).await?;
         }
+
+        let horizon = OffsetDateTime::now_utc() - JOURNAL_KEEP;
+        let pruned = self.catalog.write(|tx| tx.prune_operations(horizon))?;
         info!(
             finished = report.finished.len(),
             undone = report.undone.len(),
             unmanaged = report.unmanaged.len(),
             missing = report.missing.len(),
+            pruned_journal_entries = pruned,
             "recovery finished"
         );
         Ok(report)

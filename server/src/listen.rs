@@ -163,3 +163,44 @@ fn remove_stale_socket(path: &Path) -> Result<()> {
     tracing::warn!(socket = %path.display(), "replacing a stale socket file");
     std::fs::remove_file(path).map_err(|e| io_err("remove stale socket", path.display(), e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tempdir() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("kilnd-listen-{}-", std::process::id()))
+            .tempdir()
+            .expect("temporary folder")
+    }
+
+    #[test]
+    fn a_stale_socket_is_removed_and_a_live_one_refused() {
+        let dir = tempdir();
+        let path = dir.path().join("kiln.sock");
+        remove_stale_socket(&path).expect("no file is fine");
+
+        let live = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let err = remove_stale_socket(&path).expect_err("a live socket");
+        assert!(err.to_string().contains("another kilnd"), "{err}");
+        assert!(path.exists());
+
+        drop(live);
+        remove_stale_socket(&path).expect("a stale socket is replaced");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_socket_is_left_alone() {
+        let dir = tempdir();
+        let path = dir.path().join("kiln.sock");
+        std::fs::write(&path, "not a socket").expect("write");
+        let err = remove_stale_socket(&path).expect_err("a regular file");
+        assert!(err.to_string().contains("not a socket"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&path).ok().as_deref(),
+            Some("not a socket")
+        );
+    }
+}

@@ -291,6 +291,12 @@ async fn reconciliation_reports_unmanaged_and_marks_missing_volumes() {
     let pools = h.service.list_pools().await.expect("pools");
     assert_eq!(pools[0].unmanaged, vec![stray]);
 
+    // A volume in error cannot be used, only deleted.
+    let err = h
+        .sandbox(&a, "sb", &[("lost", "/l", false)])
+        .await
+        .expect_err("attach a missing volume");
+    assert!(matches!(err, kiln_core::Error::NotReady { .. }), "{err:?}");
     // An operator can clear the missing volume away.
     h.service
         .delete_volume(&a, &vname("lost"))

@@ -802,3 +802,138 @@ async fn list_volumes_reads_many_volumes_with_their_attachments() {
         .collect();
     assert_eq!(attached, ["v007", "v150"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_read_write_attaches_let_exactly_one_win() {
+    let h = Harness::new().await;
+    let a = actor("a");
+    h.create(&a, "data", 10).await.expect("create");
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let service = h.service.clone();
+        let a = a.clone();
+        tasks.push(tokio::spawn(async move {
+            service
+                .create_sandbox(
+                    &a,
+                    sname(&format!("sb{i}")),
+                    vec![req("data", "/data", false)],
+                )
+                .await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.expect("join") {
+            Ok(_) => won += 1,
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Conflict, "{e:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let v = h.service.get_volume(&a, &vname("data")).await.expect("get");
+    assert_eq!(v.attachments.len(), 1);
+}
+
+#[tokio::test]
+async fn a_resizing_volume_is_shown_and_held() {
+    let h = Harness::new().await;
+    let a = actor("a");
+    h.create(&a, "data", 10).await.expect("create");
+    let gate = h.store.gate("grow");
+    let resize = {
+        let service = h.service.clone();
+        let a = a.clone();
+        tokio::spawn(async move { service.resize_volume(&a, &vname("data"), mib(20)).await })
+    };
+    gate.entered().await;
+    let v = h.service.get_volume(&a, &vname("data")).await.expect("get");
+    assert_eq!(v.status, VolumeStatus::Resizing);
+    let err = h
+        .sandbox(&a, "sb", &[("data", "/data", false)])
+        .await
+        .expect_err("attach while resizing");
+    assert!(
+        matches!(&err, Error::Busy { operation, .. } if operation == "resize"),
+        "{err:?}"
+    );
+    gate.release(1);
+    let v = resize.await.expect("join").expect("resize");
+    assert_eq!((v.size_mib.get(), v.status), (20, VolumeStatus::Ready));
+}
+
+#[tokio::test]
+async fn a_filesystem_check_waits_for_no_backup() {
+    let h = Harness::new().await;
+    let a = actor("a");
+    h.create(&a, "data", 10).await.expect("create");
+    let (_, hold) = h
+        .service
+        .hold_volume(&a, &vname("data"), "backup")
+        .await
+        .expect("hold");
+    // A read-only attach of a detached volume repairs its filesystem,
+    // which must not run under a backup reading it.
+    let err = h
+        .sandbox(&a, "sb", &[("data", "/data", true)])
+        .await
+        .expect_err("check under backup");
+    assert!(
+        matches!(&err, Error::Busy { operation, .. } if operation == "backup"),
+        "{err:?}"
+    );
+    assert_eq!(h.store.calls("check_filesystem"), 0);
+    drop(hold);
+    h.sandbox(&a, "sb", &[("data", "/data", true)])
+        .await
+        .expect("attach after");
+}
+
+#[tokio::test]
+async fn stop_and_start_are_idempotent() {
+    let h = Harness::new().await;
+    let a = actor("a");
+    h.create(&a, "data", 10).await.expect("create");
+    let sb = h
+        .sandbox(&a, "sb", &[("data", "/data", false)])
+        .await
+        .expect("sandbox");
+    assert_eq!(
+        h.service
+            .start_sandbox(&a, &sname("sb"))
+            .await
+            .expect("start"),
+        sb
+    );
+    let stopped = h
+        .service
+        .stop_sandbox(&a, &sname("sb"))
+        .await
+        .expect("stop");
+    assert_eq!(
+        h.service
+            .stop_sandbox(&a, &sname("sb"))
+            .await
+            .expect("stop"),
+        stopped
+    );
+    for err in [
+        h.service
+            .stop_sandbox(&a, &sname("nope"))
+            .await
+            .expect_err("stop"),
+        h.service
+            .start_sandbox(&a, &sname("nope"))
+            .await
+            .expect_err("start"),
+        h.service
+            .destroy_sandbox(&a, &sname("nope"))
+            .await
+            .expect_err("destroy"),
+        h.service
+            .get_sandbox(&actor("b"), &sname("sb"))
+            .await
+            .expect_err("other owner"),
+    ] {
+        assert!(matches!(err, Error::SandboxNotFound { .. }), "{err:?}");
+    }
+}

@@ -37,6 +37,8 @@
 //!
 //! - In [`Access::Blocks`] each write replaces the whole filesystem, so
 //!   "grow keeps the data" is checked on a filesystem kiln did not make.
+//! - The suite expects to be the only user of the pool while it runs
+//!   ("list is exact" compares listings before and after).
 //! - "list ignores foreign objects" needs the driver to say how to plant
 //!   one ([`Target::with_foreign`]); without it that scenario is skipped.
 

@@ -156,7 +156,7 @@ async fn join_all<T>(tasks: Vec<JoinHandle<Result<T, String>>>) -> Result<Vec<T>
 }
 
 /// A fresh ext4 volume is listed with its size, fills its device, is
-/// clean; a blank one reads as zeros.
+/// clean; the pool's capacity adds up; a blank volume reads as zeros.
 async fn create(ctx: Arc<Ctx>) -> Step {
     let size = ctx.size.bytes();
     let id = ctx.create(Contents::Ext4).await?;
@@ -185,6 +185,13 @@ async fn create(ctx: Arc<Ctx>) -> Step {
         dev.exists(),
         "the device path {} does not exist",
         dev.display()
+    );
+    let cap = ok(ctx.store.capacity().await, "capacity")?;
+    ensure!(
+        cap.size_bytes > 0
+            && cap.free_bytes <= cap.size_bytes
+            && cap.allocated_bytes <= cap.size_bytes,
+        "capacity is inconsistent: {cap:?}"
     );
 
     let blank = ctx.create(Contents::Blank).await?;

@@ -219,7 +219,7 @@ impl Mounted {
     pub async fn unmount(mut self) -> Result<(), String> {
         let dir = self.path().to_path_buf();
         // A process forked elsewhere in this process may hold an inherited
-        // descriptor of this mount until it execs: retry "busy" briefly.
+        // descriptor of this mount until it execs: retry "busy" for a moment.
         // On failure `self` drops still mounted, and drop tries again.
         let mut attempt = 0;
         loop {

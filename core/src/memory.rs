@@ -143,6 +143,9 @@ impl Gate {
 }
 
 /// An in-memory volume store; see the module docs.
+///
+/// Clones share the same volumes, so a test can keep one to look inside
+/// while the service owns another.
 #[derive(Clone)]
 pub struct MemoryStore {
     size_bytes: u64,

@@ -22,6 +22,8 @@
 //! - [`ext4`]: filesystem maintenance every backend shares;
 //! - [`catalog`]: the SQLite catalog and operations journal;
 //! - [`service`]: the volume service, where the rules are enforced;
+//! - `memory` (kiln-core's tests and the `memory-store` feature only): an
+//!   in-memory `VolumeStore` for testing policy in isolation;
 //! - [`backup`]: the backup engine.
 
 #![deny(missing_docs)]

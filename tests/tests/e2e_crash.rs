@@ -200,6 +200,14 @@ fn root_kill_9_during_a_create_leaves_catalog_and_pool_agreeing() {
         reflink: Some("never".to_string()),
         ..DaemonOptions::default()
     });
+    // Large, so mkfs takes long enough to be caught, but within the pool
+    // (whose size is the host filesystem's).
+    let pools = d.request(Via::Unix, "GET", "/v1/pools", None, None).json();
+    let pool_mib = pools["pools"][0]["capacity"]["size_bytes"]
+        .as_u64()
+        .expect("the pool reports its size")
+        >> 20;
+    let size = (pool_mib / 2).min(128 * 1024).to_string();
     let mut interrupted = 0;
     for attempt in 0..8 {
         let name = format!("v{attempt}");
@@ -207,7 +215,7 @@ fn root_kill_9_during_a_create_leaves_catalog_and_pool_agreeing() {
         create
             .arg("--socket")
             .arg(d.socket())
-            .args(["volume", "create", "--name", &name, "--size", "128G"]);
+            .args(["volume", "create", "--name", &name, "--size", &size]);
         let mut create = create.spawn().expect("start the create");
         if wait_for_status(&d, &name, "creating", Duration::from_secs(30)) {
             interrupted += 1;

@@ -60,7 +60,11 @@ fn sparse_copy(from: &File, to: &File, src: &Path, dst: &Path) -> Result<(), Ext
             match sys::copy_range(from, to, r.start, r.end - r.start) {
                 Ok(()) => continue,
                 Err(e) if cannot_copy_in_kernel(&e) => {
-                    tracing::debug!(src = %src.display(), error = %e, "copy_file_range unavailable; copying through memory");
+                    tracing::debug!(
+                        src = %src.display(),
+                        error = %e,
+                        "copy_file_range unavailable; copying through memory",
+                    );
                     in_kernel = false;
                 }
                 Err(e) => return Err(Ext4FileError::io("copy into", dst, e)),
@@ -134,7 +138,11 @@ pub(crate) fn probe_reflink(dir: &Path) -> Result<bool, Ext4FileError> {
     for p in [&a, &b] {
         if let Err(e) = std::fs::remove_file(p) {
             if e.kind() != io::ErrorKind::NotFound {
-                tracing::warn!(path = %p.display(), error = %e, "cannot remove the reflink probe file");
+                tracing::warn!(
+                    path = %p.display(),
+                    error = %e,
+                    "cannot remove the reflink probe file",
+                );
             }
         }
     }

@@ -310,7 +310,11 @@ impl Ext4FileStore {
                     tracing::warn!(volume = %id, "grow failed; the image is back to its old size")
                 }
                 Err(undo) => {
-                    tracing::warn!(volume = %id, error = %undo, "grow failed and the image stays larger; its filesystem has the old size")
+                    tracing::warn!(
+                        volume = %id,
+                        error = %undo,
+                        "grow failed and the image stays larger; its filesystem has the old size",
+                    )
                 }
             },
             _ => tracing::warn!(volume = %id, "grow failed part way; the image keeps its new size"),
@@ -348,7 +352,11 @@ fn set_len_synced(path: &Path, len: u64) -> Result<(), Ext4FileError> {
 fn remove_quietly(path: &Path) {
     if let Err(e) = std::fs::remove_file(path) {
         if e.kind() != io::ErrorKind::NotFound {
-            tracing::warn!(path = %path.display(), error = %e, "cannot remove; it stays until the pool is opened again");
+            tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "cannot remove; it stays until the pool is opened again",
+            );
         }
     }
 }
@@ -381,7 +389,10 @@ fn remove_leftovers(root: &Path) -> Result<(), Ext4FileError> {
             // The snapshots of a volume whose delete was interrupted.
             let volume = root.join(format!("{}.img", entry.file_name().to_string_lossy()));
             if !volume.exists() {
-                tracing::warn!(path = %path.display(), "removing the snapshots of a deleted volume");
+                tracing::warn!(
+                    path = %path.display(),
+                    "removing the snapshots of a deleted volume",
+                );
                 std::fs::remove_dir_all(&path)
                     .map_err(|e| Ext4FileError::io("remove", &path, e))?;
                 continue;
@@ -395,7 +406,10 @@ fn remove_leftovers(root: &Path) -> Result<(), Ext4FileError> {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             if is_leftover(name) && entry.path().is_file() {
-                tracing::warn!(path = %entry.path().display(), "removing an image a crash left unfinished");
+                tracing::warn!(
+                    path = %entry.path().display(),
+                    "removing an image a crash left unfinished",
+                );
                 std::fs::remove_file(entry.path())
                     .map_err(|e| Ext4FileError::io("remove", entry.path(), e))?;
             }
@@ -479,7 +493,12 @@ impl VolumeStore for Ext4FileStore {
             // at the next open if that fails.
             if let Err(e) = std::fs::remove_dir_all(&snapshots) {
                 if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!(volume = %volume, path = %snapshots.display(), error = %e, "cannot remove the volume's snapshots");
+                    tracing::warn!(
+                        volume = %volume,
+                        path = %snapshots.display(),
+                        error = %e,
+                        "cannot remove the volume's snapshots",
+                    );
                 }
             }
             remove_quietly(&deleting);

@@ -411,7 +411,10 @@ impl Config {
             .data_dir
             .ok_or_else(|| cfg_err("data_dir", "is required"))?);
 
-        let socket = abs(raw.listen.socket.unwrap_or_else(|| data_dir.join("kiln.sock")));
+        let socket = abs(raw
+            .listen
+            .socket
+            .unwrap_or_else(|| data_dir.join("kiln.sock")));
         let tcp = match raw.listen.tcp {
             None => None,
             Some(s) => Some(s.parse::<SocketAddr>().map_err(|e| {
@@ -422,20 +425,25 @@ impl Config {
         let mut tokens = Vec::new();
         for (i, t) in raw.tokens.into_iter().enumerate() {
             let key = format!("tokens[{i}]");
-            let owner = Owner::new(&t.owner)
-                .map_err(|e| cfg_err(format!("{key}.owner"), e.to_string()))?;
+            let owner =
+                Owner::new(&t.owner).map_err(|e| cfg_err(format!("{key}.owner"), e.to_string()))?;
             let secret = match (t.token, t.token_file, t.token_sha256) {
                 (Some(tok), None, None) => hash_token(&key, &tok)?,
                 (None, Some(file), None) => {
                     let file = abs(file);
                     let tok = std::fs::read_to_string(&file).map_err(|e| {
-                        cfg_err(format!("{key}.token_file"), format!("{}: {e}", file.display()))
+                        cfg_err(
+                            format!("{key}.token_file"),
+                            format!("{}: {e}", file.display()),
+                        )
                     })?;
                     hash_token(&key, tok.trim())?
                 }
-                (None, None, Some(hex)) => TokenSecret::Sha256(parse_sha256(&hex).ok_or_else(
-                    || cfg_err(format!("{key}.token_sha256"), "must be 64 hex digits"),
-                )?),
+                (None, None, Some(hex)) => {
+                    TokenSecret::Sha256(parse_sha256(&hex).ok_or_else(|| {
+                        cfg_err(format!("{key}.token_sha256"), "must be 64 hex digits")
+                    })?)
+                }
                 _ => {
                     return Err(cfg_err(
                         key,
@@ -468,9 +476,8 @@ impl Config {
                 .map_err(|e| cfg_err(format!("pools.{name}"), e.to_string()))?;
             let mut options = serde_json::Map::new();
             for (k, v) in p.options {
-                let v = serde_json::to_value(v).map_err(|e| {
-                    cfg_err(format!("pools.{name}.{k}"), e.to_string())
-                })?;
+                let v = serde_json::to_value(v)
+                    .map_err(|e| cfg_err(format!("pools.{name}.{k}"), e.to_string()))?;
                 options.insert(k, v);
             }
             if p.driver.trim().is_empty() {
@@ -490,7 +497,10 @@ impl Config {
             Some(d) => {
                 let d = PoolName::new(&d).map_err(|e| cfg_err("default_pool", e.to_string()))?;
                 if !pools.contains_key(&d) {
-                    return Err(cfg_err("default_pool", format!("{d:?} is not a configured pool")));
+                    return Err(cfg_err(
+                        "default_pool",
+                        format!("{d:?} is not a configured pool"),
+                    ));
                 }
                 d
             }
@@ -541,16 +551,18 @@ impl Config {
 fn parse_backup(b: RawBackup, abs: &dyn Fn(PathBuf) -> PathBuf) -> Result<BackupConfig> {
     let target = match b.target.as_str() {
         "s3" => {
-            let s = b
-                .s3
-                .ok_or_else(|| cfg_err("backup.s3", "is required when backup.target is s3"))?;
+            let s =
+                b.s3.ok_or_else(|| cfg_err("backup.s3", "is required when backup.target is s3"))?;
             let secret = match (s.secret_access_key, s.secret_access_key_file) {
                 (Some(k), None) => k,
                 (None, Some(f)) => {
                     let f = abs(f);
                     std::fs::read_to_string(&f)
                         .map_err(|e| {
-                            cfg_err("backup.s3.secret_access_key_file", format!("{}: {e}", f.display()))
+                            cfg_err(
+                                "backup.s3.secret_access_key_file",
+                                format!("{}: {e}", f.display()),
+                            )
                         })?
                         .trim()
                         .to_string()
@@ -563,7 +575,10 @@ fn parse_backup(b: RawBackup, abs: &dyn Fn(PathBuf) -> PathBuf) -> Result<Backup
                 }
             };
             if !(s.endpoint.starts_with("http://") || s.endpoint.starts_with("https://")) {
-                return Err(cfg_err("backup.s3.endpoint", "must start with http:// or https://"));
+                return Err(cfg_err(
+                    "backup.s3.endpoint",
+                    "must start with http:// or https://",
+                ));
             }
             if s.bucket.is_empty() {
                 return Err(cfg_err("backup.s3.bucket", "must not be empty"));
@@ -579,9 +594,8 @@ fn parse_backup(b: RawBackup, abs: &dyn Fn(PathBuf) -> PathBuf) -> Result<Backup
             })
         }
         "fs" => {
-            let f = b
-                .fs
-                .ok_or_else(|| cfg_err("backup.fs", "is required when backup.target is fs"))?;
+            let f =
+                b.fs.ok_or_else(|| cfg_err("backup.fs", "is required when backup.target is fs"))?;
             TargetConfig::Fs { path: abs(f.path) }
         }
         other => {
@@ -645,7 +659,9 @@ fn hash_token(key: &str, token: &str) -> Result<TokenSecret> {
             "must be at least 16 characters",
         ));
     }
-    Ok(TokenSecret::Sha256(sha2::Sha256::digest(token.as_bytes()).into()))
+    Ok(TokenSecret::Sha256(
+        sha2::Sha256::digest(token.as_bytes()).into(),
+    ))
 }
 
 fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
@@ -677,7 +693,10 @@ mod tests {
         assert_eq!(c.listen.socket, Path::new("/var/lib/kiln/kiln.sock"));
         assert_eq!(c.quotas.default_mib, DEFAULT_QUOTA_MIB);
         assert!(c.backup.is_none());
-        assert_eq!(c.pools[&c.default_pool].options["path"], "/var/lib/kiln/volumes");
+        assert_eq!(
+            c.pools[&c.default_pool].options["path"],
+            "/var/lib/kiln/volumes"
+        );
     }
 
     #[test]

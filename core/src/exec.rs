@@ -103,9 +103,8 @@ impl fmt::Display for Argv {
             }
             let s = a.to_string_lossy();
             let plain = !s.is_empty()
-                && s.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b)
-                });
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b));
             if plain {
                 f.write_str(&s)?;
             } else {
@@ -226,7 +225,8 @@ impl Command {
 
     /// Sets an environment variable for this run.
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
-        self.env.push((k.as_ref().to_owned(), v.as_ref().to_owned()));
+        self.env
+            .push((k.as_ref().to_owned(), v.as_ref().to_owned()));
         self
     }
 

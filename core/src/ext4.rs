@@ -38,7 +38,12 @@ impl Ext4Tools {
     pub async fn mkfs(&self, dev: &Path) -> Result<(), ExecError> {
         self.mkfs
             .command()
-            .args(["-q", "-F", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"])
+            .args([
+                "-q",
+                "-F",
+                "-E",
+                "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+            ])
             .arg(dev)
             .run()
             .await

@@ -189,8 +189,11 @@ pub trait VolumeStore: Send + Sync + 'static {
 
     /// Makes `dst` an independent copy of `src` as it is now, with a new
     /// filesystem UUID; copy-on-write where [`Capabilities::cow_clone`].
-    async fn clone_volume(&self, src: &VolumeId, dst: &VolumeId)
-        -> Result<StoredVolume, BackendError>;
+    async fn clone_volume(
+        &self,
+        src: &VolumeId,
+        dst: &VolumeId,
+    ) -> Result<StoredVolume, BackendError>;
 
     /// Takes a read-only point-in-time snapshot of `id`.
     async fn snapshot(&self, id: &VolumeId, snap: &SnapshotId) -> Result<(), BackendError> {

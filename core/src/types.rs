@@ -343,7 +343,9 @@ impl MountPath {
             .iter()
             .find(|t| Path::new(&norm).starts_with(t))
         {
-            return Err(bad(format!("{norm:?} is inside the system folder {tree:?}")));
+            return Err(bad(format!(
+                "{norm:?} is inside the system folder {tree:?}"
+            )));
         }
         Ok(Self(norm))
     }
@@ -417,8 +419,18 @@ mod tests {
             assert!(MountPath::new(ok).is_ok(), "{ok} should be accepted");
         }
         for bad in [
-            "data", "", "/", "/proc", "/etc", "/etc/x", "/usr/local", "/sys/", "/a/../etc", "/dev",
-            "//", "/./",
+            "data",
+            "",
+            "/",
+            "/proc",
+            "/etc",
+            "/etc/x",
+            "/usr/local",
+            "/sys/",
+            "/a/../etc",
+            "/dev",
+            "//",
+            "/./",
         ] {
             assert!(MountPath::new(bad).is_err(), "{bad} should be refused");
         }

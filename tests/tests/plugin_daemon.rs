@@ -1,5 +1,5 @@
 //! Plugins in a real `kilnd`, driven through the real `kiln`: the qcow2
-//! plugin's whole lifecycle, libraries refused at start-up, and a panic in
+//! plugin's whole lifecycle (backup and restore included), libraries refused at start-up, and a panic in
 //! a plugin failing one request while the daemon keeps serving.
 
 mod plugin_support;
@@ -17,7 +17,7 @@ fn plugin_pool(library: &std::path::Path, options: serde_json::Value) -> String 
 fn root_qcow2_pool_lifecycle_through_kiln() {
     require_root("the qcow2 plugin's raw views are FUSE mounts");
     let libs = libraries();
-    let d = PluginDaemon::configure(|dir| {
+    let d = PluginDaemon::configure_with_backups(|dir| {
         plugin_pool(
             &libs.qcow2,
             serde_json::json!({ "path": dir.join("images") }),
@@ -71,9 +71,29 @@ fn root_qcow2_pool_lifecycle_through_kiln() {
     let (code, _, stderr) = d.kiln(&["sandbox", "destroy", "sb1", "--yes"]);
     assert_eq!(code, 0, "{stderr}");
 
+    // A backup reads the image through the plugin's block reads, and a
+    // restore writes a new volume through its block writes.
+    let backup = d.kiln_json(&["volume", "backup", "data"]);
+    assert_eq!(backup["driver"], "plugin", "{backup}");
+    let backup_id = backup["id"].as_str().expect("a backup id").to_string();
+    let backups = d.kiln_json(&["volume", "backup-list", "data"]);
+    assert_eq!(backups[0]["id"], backup_id.as_str(), "{backups}");
+    let restored = d.kiln_json(&[
+        "volume",
+        "restore",
+        "data",
+        "--backup-id",
+        &backup_id,
+        "--to",
+        "restored",
+    ]);
+    assert_eq!(restored["size_mib"], 128, "{restored}");
+    let restored_image = images.join(format!("{}.qcow2", restored["id"].as_str().expect("an id")));
+    assert!(restored_image.is_file(), "{}", restored_image.display());
+
     let listed = d.kiln_json(&["volume", "list"]);
-    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
-    for name in ["copy", "data"] {
+    assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
+    for name in ["copy", "data", "restored"] {
         let (code, _, stderr) = d.kiln(&["volume", "delete", name, "--yes"]);
         assert_eq!(code, 0, "delete {name}: {stderr}");
     }

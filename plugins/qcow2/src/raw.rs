@@ -88,8 +88,11 @@ impl StorageDaemon {
         let mut file = serde_json::json!({
             "driver": "file", "node-name": "file", "filename": image, "discard": "unmap",
         });
+        // Zeros written (a restore writes whole blocks, holes included)
+        // become unallocated clusters instead of data: copies stay sparse.
         let mut disk = serde_json::json!({
             "driver": "qcow2", "node-name": "disk", "file": "file", "discard": "unmap",
+            "detect-zeroes": "unmap",
         });
         if read_only {
             // A reader shares the image with a writer (a VMM, or a write

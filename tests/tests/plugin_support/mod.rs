@@ -118,8 +118,24 @@ impl PluginDaemon {
     /// returns for the daemon's temporary folder (lines indented by four
     /// spaces).
     pub fn configure(pool_yaml: impl FnOnce(&Path) -> String) -> Self {
+        Self::write_config(pool_yaml, false)
+    }
+
+    /// Like [`PluginDaemon::configure`], with backups to a folder of the
+    /// daemon's temporary folder (`backups/`).
+    pub fn configure_with_backups(pool_yaml: impl FnOnce(&Path) -> String) -> Self {
+        Self::write_config(pool_yaml, true)
+    }
+
+    fn write_config(pool_yaml: impl FnOnce(&Path) -> String, backups: bool) -> Self {
         let dir = temp_dir("kiln-plugin");
-        let pool_yaml = pool_yaml(dir.path());
+        let mut pool_yaml = pool_yaml(dir.path());
+        if backups {
+            pool_yaml.push_str(&format!(
+                "backup:\n  target: fs\n  fs:\n    path: {}\n",
+                dir.path().join("backups").display()
+            ));
+        }
         let data = dir.path().join("data");
         let socket = data.join("kiln.sock");
         let config = dir.path().join("config.yaml");

@@ -1,0 +1,102 @@
+//! The loader in-process: `kiln_plugin_loader::open` on a pool config, the
+//! plugin's self-description, and errors keeping the kinds the plugin gave
+//! them (the kinds built-in backends use for the same failures).
+
+mod plugin_support;
+
+use kiln_core::config::PoolConfig;
+use kiln_core::{Contents, ErrorKind, PoolName, SizeMib, VolumeId, VolumeStore};
+use plugin_support::{libraries, require_root, temp_dir};
+
+fn pool(options: serde_json::Value) -> PoolConfig {
+    PoolConfig {
+        name: PoolName::new("images").expect("a valid pool name"),
+        driver: "plugin".to_string(),
+        options,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_plugin_errors_keep_their_kinds() {
+    require_root("the qcow2 plugin's raw views are FUSE mounts");
+    let libs = libraries();
+    let dir = temp_dir("kiln-loader");
+    let store = kiln_plugin_loader::open(&pool(serde_json::json!({
+        "library": libs.qcow2,
+        "options": { "path": dir.path().join("pool") },
+    })))
+    .await
+    .expect("the qcow2 plugin loads");
+
+    let driver = store.driver();
+    assert_eq!(driver.driver, "plugin");
+    let info = driver.plugin.expect("plugin info");
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("qcow2", "0.1.0")
+    );
+    assert!(store.capabilities().sparse_reads && !store.capabilities().snapshots);
+
+    let missing = VolumeId::generate();
+    let err = store.delete(&missing).await.expect_err("no such volume");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(
+        err.to_string().contains("plugin qcow2: delete failed"),
+        "{err}"
+    );
+
+    let id = VolumeId::generate();
+    let size = SizeMib::new(32).expect("a valid size");
+    store
+        .create(&id, size, Contents::Ext4)
+        .await
+        .expect("create");
+    let err = store
+        .create(&id, size, Contents::Ext4)
+        .await
+        .expect_err("exists");
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    let err = store.grow(&id, size).await.expect_err("not larger");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let err = store
+        .snapshot(&id, &kiln_core::SnapshotId::generate())
+        .await
+        .expect_err("no snapshots");
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    store.delete(&id).await.expect("delete");
+}
+
+#[tokio::test]
+async fn bad_plugin_options_are_refused_naming_the_pool() {
+    let libs = libraries();
+    let err = kiln_plugin_loader::open(&pool(serde_json::json!({ "librar": libs.qcow2 })))
+        .await
+        .expect_err("unknown key");
+    assert!(err.to_string().contains("pools.images"), "{err}");
+    assert!(err.to_string().contains("librar"), "{err}");
+
+    // The plugin itself refuses options it does not know.
+    let err = kiln_plugin_loader::open(&pool(serde_json::json!({
+        "library": libs.qcow2,
+        "options": { "colour": "blue" },
+    })))
+    .await
+    .expect_err("the plugin refuses");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{}", err.chain());
+    assert!(err.chain().contains("colour"), "{}", err.chain());
+}
+
+#[tokio::test]
+async fn a_missing_library_is_named() {
+    let err = kiln_plugin_loader::open(&pool(serde_json::json!({
+        "library": "/nonexistent/libkiln_nothing.so",
+    })))
+    .await
+    .expect_err("no such file");
+    assert!(
+        err.chain()
+            .contains("cannot load plugin library /nonexistent/libkiln_nothing.so"),
+        "{}",
+        err.chain()
+    );
+}

@@ -45,9 +45,16 @@ impl Listeners {
                 .map_err(|e| io_err("create socket folder", parent.display(), e))?;
         }
         remove_stale_socket(&socket)?;
-        let unix = UnixListener::bind(&socket).map_err(|e| io_err("bind", socket.display(), e))?;
-        // Permissions are set before anything is served; until then the
-        // socket accepts connections that nobody answers.
+        // The socket is created with mode 0600 (a umask of 0177 around
+        // the bind), so no other user can connect even for a moment.
+        // SAFETY: umask only swaps the process's file mode mask; it cannot
+        // fail and touches no memory. Nothing else creates files while
+        // the daemon is starting.
+        let old_mask = unsafe { libc::umask(0o177) };
+        let bound = UnixListener::bind(&socket);
+        // SAFETY: as above, restoring the mask read by the first call.
+        unsafe { libc::umask(old_mask) };
+        let unix = bound.map_err(|e| io_err("bind", socket.display(), e))?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| io_err("chmod 0600", socket.display(), e))?;
 

@@ -2,7 +2,8 @@
 //!
 //! Data moves through host buffers: a read hands the plugin the caller's
 //! buffer to fill, a write lends it the caller's bytes. Dropping a handle
-//! closes it in the plugin.
+//! closes it in the plugin, on the dropping thread (a plugin may take a
+//! moment there: the qcow2 plugin stops its raw view).
 
 use std::ops::Range;
 use std::sync::Arc;

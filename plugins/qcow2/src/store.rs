@@ -101,12 +101,12 @@ impl Qcow2Store {
 
     async fn view(&self, image: &Path, access: Access) -> Result<RawView, Qcow2Error> {
         let daemon = self.daemon.clone();
-        let image = image.to_path_buf();
+        let (image, path) = (image.to_path_buf(), image.to_path_buf());
         let run_dir = self.run_dir.clone();
         tokio::task::spawn_blocking(move || daemon.export(&image, &run_dir, access))
             .await
             .map_err(|e| Qcow2Error::Export {
-                image: self.dir.clone(),
+                image: path,
                 reason: e.to_string(),
             })?
     }

@@ -41,7 +41,7 @@ impl<S> Instance<S> {
     }
 
     /// Forgets handle `n`, returning it so the caller drops it outside the
-    /// lock (dropping may take time: a backend may stop a helper process).
+    /// lock (dropping may take time: a backend may stop a child process).
     pub(crate) fn remove(&self, n: u64) -> Result<Handle, WireError> {
         self.table().remove(&n).ok_or_else(|| unknown(n))
     }

@@ -60,14 +60,15 @@ impl AppState {
             return Ok(self);
         };
         let target = kiln_object_store::ObjectStore::from_config(&config.target).map_err(|e| {
+            let mut reason = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                reason.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
             kiln_core::Error::Config {
                 key: "backup".into(),
-                reason: kiln_core::Error::Target {
-                    target: format!("{:?}", config.target),
-                    operation: "open".into(),
-                    source: e,
-                }
-                .chain(),
+                reason,
             }
         })?;
         let describe = kiln_core::BackupTarget::describe(&target);

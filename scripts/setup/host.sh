@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the host tools tier 1 needs: e2fsprogs, util-linux (losetup,
-# mount), xfsprogs (a reflink-capable pool for clone tests), qemu-utils
-# (the qcow2 plugin), sqlite3 (inspecting catalogs in crash tests).
+# mount), xfsprogs (a reflink-capable pool for clone tests), qemu-img and
+# qemu-storage-daemon (the qcow2 plugin; Debian 12 ships the daemon in
+# qemu-system-common, newer qemu-utils in itself), sqlite3 (inspecting
+# catalogs in crash tests), zstd and time (the benchmarks).
 set -euo pipefail
 need=()
 for pair in mkfs.ext4:e2fsprogs losetup:mount mkfs.xfs:xfsprogs qemu-img:qemu-utils \
-            sqlite3:sqlite3 zstd:zstd; do
+            qemu-storage-daemon:qemu-system-common sqlite3:sqlite3 zstd:zstd; do
     bin=${pair%%:*} pkg=${pair#*:}
     command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || [ -x "/sbin/$bin" ] || need+=("$pkg")
 done

@@ -1,8 +1,8 @@
 #!/bin/sh
 # The second stage of the kiln test guest: runs in the host's userspace
 # (chrooted by vm/init) with the shared folder as $1. Loads the block and
-# device-mapper modules, starts udevd (the /dev/zvol links and LVM's
-# device nodes come from its rules), then runs the command vm/run.sh
+# device-mapper modules, starts udevd unless told not to (the /dev/zvol
+# links come from its rules), then runs the command vm/run.sh
 # wrote into the shared folder, in that folder.
 share=$1
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -13,7 +13,9 @@ export SYSTEMD_IGNORE_CHROOT=1
 
 modprobe -a virtio_blk loop dm_thin_pool ext4 || echo "kiln-vm: a module did not load"
 
-if /lib/systemd/systemd-udevd --daemon; then
+if [ -e "$share/.kiln-vm/no-udev" ]; then
+    echo "kiln-vm: udevd not started (--no-udev)"
+elif /lib/systemd/systemd-udevd --daemon; then
     udevadm trigger --action=add
     udevadm settle --timeout=30
 else

@@ -10,7 +10,7 @@ use kiln_core::config::{Config, PoolConfig};
 use kiln_core::{Error, PoolName, Result, VolumeStore};
 
 /// The drivers this daemon can build.
-pub const DRIVERS: &[&str] = &["ext4-file", "plugin"];
+pub const DRIVERS: &[&str] = &["ext4-file", "lvm-thin", "zfs-zvol", "plugin"];
 
 /// Opens every pool of `config`, in name order; the first failure stops
 /// start-up with the pool named.
@@ -28,6 +28,8 @@ pub async fn open_pools(config: &Config) -> Result<BTreeMap<PoolName, Arc<dyn Vo
 async fn open_pool(pool: &PoolConfig) -> Result<Arc<dyn VolumeStore>> {
     match pool.driver.as_str() {
         "ext4-file" => Ok(Arc::new(kiln_ext4_file::open(pool).await?)),
+        "lvm-thin" => Ok(Arc::new(kiln_lvm_thin::open(pool).await?)),
+        "zfs-zvol" => Ok(Arc::new(kiln_zfs_zvol::open(pool).await?)),
         "plugin" => Ok(Arc::new(kiln_plugin_loader::open(pool).await?)),
         other => Err(Error::Config {
             key: format!("pools.{}.driver", pool.name),

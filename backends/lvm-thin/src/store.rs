@@ -131,26 +131,33 @@ impl LvmThinStore {
 
     /// The LV of volume `id`: it must be in the pool and tagged as kiln's.
     async fn volume(&self, id: &VolumeId) -> Result<Lv, LvmThinError> {
-        let name = volume_lv(id);
-        match self.lvm.find(&name).await? {
-            Some(lv) if lv.has_tag(TAG) && lv.pool_lv == self.thin_pool => Ok(lv),
-            _ => Err(self.not_found(name)),
-        }
+        self.volume_in(&self.lvm.list().await?, id)
     }
 
-    async fn refuse_existing(&self, lv: &str) -> Result<(), LvmThinError> {
-        match self.lvm.find(lv).await? {
-            Some(_) => Err(LvmThinError::Exists {
+    /// The LV of volume `id` in a listing.
+    fn volume_in(&self, lvs: &[Lv], id: &VolumeId) -> Result<Lv, LvmThinError> {
+        let name = volume_lv(id);
+        lvs.iter()
+            .find(|lv| lv.name == name && lv.has_tag(TAG) && lv.pool_lv == self.thin_pool)
+            .cloned()
+            .ok_or_else(|| self.not_found(name))
+    }
+
+    /// Fails if a listing has an LV named `lv` (kiln's or not).
+    fn refuse_existing(&self, lvs: &[Lv], lv: &str) -> Result<(), LvmThinError> {
+        if lvs.iter().any(|l| l.name == lv) {
+            Err(LvmThinError::Exists {
                 vg: self.lvm.vg.clone(),
                 lv: lv.to_string(),
-            }),
-            None => Ok(()),
+            })
+        } else {
+            Ok(())
         }
     }
 
-    /// Runs admission control for `req` against the pool as it is now.
-    async fn admit(&self, req: Request) -> Result<(), LvmThinError> {
-        let lvs = self.lvm.list().await?;
+    /// Runs admission control for `req` against the pool as `lvs` (a
+    /// listing taken just before) shows it.
+    fn admit(&self, lvs: &[Lv], req: Request) -> Result<(), LvmThinError> {
         let pool = lvs
             .iter()
             .find(|l| l.name == self.thin_pool)
@@ -204,21 +211,21 @@ impl LvmThinStore {
     }
 
     /// Removes the kiln tags an LV has but should not (a snapshot may
-    /// inherit its origin's).
-    async fn fix_tags(&self, lv: &str, wanted: &[String]) -> Result<(), LvmThinError> {
+    /// inherit its origin's); returns the LV as it was found.
+    async fn fix_tags(&self, lv: &str, wanted: &[String]) -> Result<Lv, LvmThinError> {
         let Some(found) = self.lvm.find(lv).await? else {
             return Err(self.not_found(lv.to_string()));
         };
         let extra: Vec<String> = found
             .tags
-            .into_iter()
+            .iter()
             .filter(|t| t.starts_with("kiln") && !wanted.contains(t))
+            .cloned()
             .collect();
-        if extra.is_empty() {
-            Ok(())
-        } else {
-            self.lvm.del_tags(lv, &extra).await
+        if !extra.is_empty() {
+            self.lvm.del_tags(lv, &extra).await?;
         }
+        Ok(found)
     }
 
     fn stored(id: &VolumeId, lv: &Lv) -> StoredVolume {
@@ -238,16 +245,19 @@ impl LvmThinStore {
         contents: Contents,
     ) -> Result<StoredVolume, LvmThinError> {
         let name = volume_lv(id);
-        self.refuse_existing(&name).await?;
+        let lvs = self.lvm.list().await?;
+        self.refuse_existing(&lvs, &name)?;
         let writes_bytes = match contents {
             Contents::Ext4 => admission::mkfs_estimate(size.bytes()),
             Contents::Blank => 0,
         };
-        self.admit(Request {
-            adds_provisioned_bytes: size.bytes(),
-            writes_bytes,
-        })
-        .await?;
+        self.admit(
+            &lvs,
+            Request {
+                adds_provisioned_bytes: size.bytes(),
+                writes_bytes,
+            },
+        )?;
 
         self.lvm
             .create_thin(&self.thin_pool, &name, size.get(), &volume_tags(id))
@@ -275,7 +285,8 @@ impl LvmThinStore {
     }
 
     async fn grow_inner(&self, id: &VolumeId, new_size: SizeMib) -> Result<(), LvmThinError> {
-        let lv = self.volume(id).await?;
+        let lvs = self.lvm.list().await?;
+        let lv = self.volume_in(&lvs, id)?;
         if new_size.bytes() <= lv.size_bytes {
             return Err(LvmThinError::NotLarger {
                 volume: id.to_string(),
@@ -283,11 +294,13 @@ impl LvmThinStore {
                 requested: new_size.bytes(),
             });
         }
-        self.admit(Request {
-            adds_provisioned_bytes: new_size.bytes() - lv.size_bytes,
-            writes_bytes: 0,
-        })
-        .await?;
+        self.admit(
+            &lvs,
+            Request {
+                adds_provisioned_bytes: new_size.bytes() - lv.size_bytes,
+                writes_bytes: 0,
+            },
+        )?;
 
         let dev = self.active_device(&lv).await?;
         self.lvm.extend(&lv.name, new_size.get()).await?;
@@ -308,21 +321,24 @@ impl LvmThinStore {
         src: &VolumeId,
         dst: &VolumeId,
     ) -> Result<StoredVolume, LvmThinError> {
-        let source = self.volume(src).await?;
+        let lvs = self.lvm.list().await?;
+        let source = self.volume_in(&lvs, src)?;
         let name = volume_lv(dst);
-        self.refuse_existing(&name).await?;
-        self.admit(Request {
-            adds_provisioned_bytes: source.size_bytes,
-            writes_bytes: 0,
-        })
-        .await?;
+        self.refuse_existing(&lvs, &name)?;
+        self.admit(
+            &lvs,
+            Request {
+                adds_provisioned_bytes: source.size_bytes,
+                writes_bytes: 0,
+            },
+        )?;
 
         let tags = volume_tags(dst);
         self.lvm.snapshot(&source.name, &name, &tags, false).await?;
 
         let made = async {
-            self.fix_tags(&name, &tags).await?;
-            let dev = self.lvm.activate(&name).await?;
+            let lv = self.fix_tags(&name, &tags).await?;
+            let dev = self.active_device(&lv).await?;
             self.ext4
                 .new_uuid(&dev)
                 .await
@@ -341,9 +357,10 @@ impl LvmThinStore {
     }
 
     async fn delete_inner(&self, id: &VolumeId) -> Result<(), LvmThinError> {
-        let lv = self.volume(id).await?;
+        let lvs = self.lvm.list().await?;
+        let lv = self.volume_in(&lvs, id)?;
         let of = snapshot_of_tag(id);
-        for snap in self.lvm.list().await?.iter().filter(|l| l.has_tag(&of)) {
+        for snap in lvs.iter().filter(|l| l.has_tag(&of)) {
             warn!(pool = %self.pool, volume = %id, snapshot = %snap.name,
                 "removing a backup snapshot left on a deleted volume");
             self.lvm.remove(&snap.name).await?;
@@ -352,15 +369,16 @@ impl LvmThinStore {
     }
 
     async fn snapshot_inner(&self, id: &VolumeId, snap: &SnapshotId) -> Result<(), LvmThinError> {
-        let lv = self.volume(id).await?;
+        let lvs = self.lvm.list().await?;
+        let lv = self.volume_in(&lvs, id)?;
         let name = snapshot_lv(snap);
-        self.refuse_existing(&name).await?;
+        self.refuse_existing(&lvs, &name)?;
         let tags = vec![SNAPSHOT_TAG.to_string(), snapshot_of_tag(id)];
         self.lvm.snapshot(&lv.name, &name, &tags, true).await?;
-        if let Err(cause) = self.fix_tags(&name, &tags).await {
-            return Err(self.undo("snapshot", &name, cause).await);
+        match self.fix_tags(&name, &tags).await {
+            Ok(_) => Ok(()),
+            Err(cause) => Err(self.undo("snapshot", &name, cause).await),
         }
-        Ok(())
     }
 
     /// The LV of snapshot `snap` of volume `id`.

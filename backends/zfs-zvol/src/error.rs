@@ -6,7 +6,7 @@ use kiln_core::{BackendError, ErrorKind};
 /// What can go wrong in the zfs-zvol backend.
 #[derive(Debug, thiserror::Error)]
 pub enum ZfsZvolError {
-    /// `zfs` or an e2fsprogs tool is missing.
+    /// `zfs`, `udevadm` or an e2fsprogs tool is missing.
     #[error("pool {pool:?}: a required tool is missing")]
     ToolMissing {
         /// The pool.

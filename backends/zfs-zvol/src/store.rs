@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kiln_core::blockdev::{BlockDevice, ZeroMode};
 use kiln_core::config::PoolConfig;
+use kiln_core::exec::Tool;
 use kiln_core::ext4::Ext4Tools;
 use kiln_core::store::{
     BlockRead, BlockWrite, Capabilities, Contents, DriverInfo, FsCheck, PoolCapacity, StoredVolume,
@@ -21,6 +22,9 @@ use crate::zfs::{Snapshot, Zfs, Zvol, PROPERTY};
 
 /// How long udev may take to make a `/dev/zvol` link.
 const DEVICE_WAIT: Duration = Duration::from_secs(30);
+
+/// How many times a delete that raced with another is tried.
+const DELETE_ATTEMPTS: u64 = 5;
 
 /// The prefix of the snapshots clones are made from.
 const CLONE_SNAPSHOT: &str = "kiln-clone-";
@@ -41,6 +45,7 @@ pub struct ZfsZvolStore {
     volblocksize: u64,
     sparse: bool,
     zfs: Zfs,
+    udevadm: Tool,
     ext4: Ext4Tools,
 }
 
@@ -61,6 +66,9 @@ pub async fn open(pool: &PoolConfig) -> kiln_core::Result<ZfsZvolStore> {
 
     let zfs = Zfs::resolve().map_err(missing).map_err(open_err)?;
     let ext4 = Ext4Tools::resolve().map_err(missing).map_err(open_err)?;
+    let udevadm = Tool::resolve("udevadm")
+        .map_err(missing)
+        .map_err(open_err)?;
     if !zfs.exists(&opts.dataset).await.map_err(open_err)? {
         return Err(open_err(ZfsZvolError::DatasetMissing {
             dataset: opts.dataset,
@@ -79,6 +87,7 @@ pub async fn open(pool: &PoolConfig) -> kiln_core::Result<ZfsZvolStore> {
         volblocksize: opts.volblocksize.0,
         sparse: opts.sparse,
         zfs,
+        udevadm,
         ext4,
     })
 }
@@ -137,11 +146,27 @@ impl ZfsZvolStore {
         }
     }
 
-    /// Waits for udev to make the device link of `name`.
+    /// Waits for udev to make the device link of `name` and to finish
+    /// with it: right after a create or clone, udev may still replace the
+    /// link while it processes the zvol's events.
     async fn wait_device(&self, name: &str) -> Result<PathBuf, ZfsZvolError> {
         let path = self.device(name);
         let deadline = tokio::time::Instant::now() + DEVICE_WAIT;
-        while !path.exists() {
+        loop {
+            if path.exists() {
+                let settled = self
+                    .udevadm
+                    .command()
+                    .args(["settle", "--timeout=30"])
+                    .run()
+                    .await;
+                if let Err(e) = settled {
+                    warn!(pool = %self.pool, error = %e, "udevadm settle failed; going on");
+                }
+                if std::fs::File::open(&path).is_ok() {
+                    return Ok(path);
+                }
+            }
             if tokio::time::Instant::now() >= deadline {
                 return Err(ZfsZvolError::NoDevice {
                     path: path.display().to_string(),
@@ -149,7 +174,6 @@ impl ZfsZvolStore {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(path)
     }
 
     /// Destroys `names` (newest first) after `cause` failed `operation`.
@@ -264,12 +288,22 @@ impl ZfsZvolStore {
     }
 
     /// Destroys the `kiln-clone-*` snapshots of `dataset` that no clone
-    /// depends on any more.
+    /// depends on any more. A dataset or snapshot that is gone already
+    /// (another volume's delete got there first) is not an error.
     async fn prune_clone_snapshots(&self, dataset: &str) -> Result<(), ZfsZvolError> {
-        for s in self.zfs.snapshots(dataset).await? {
+        let snaps = match self.zfs.snapshots(dataset).await {
+            Err(ZfsZvolError::NotFound { .. }) => return Ok(()),
+            r => r?,
+        };
+        for s in snaps {
             if s.clones.is_empty() && s.short_name().starts_with(CLONE_SNAPSHOT) {
                 debug!(pool = %self.pool, snapshot = %s.name, "pruning an unused clone snapshot");
-                self.zfs.destroy(&s.name).await?;
+                match self.zfs.destroy(&s.name).await {
+                    Ok(()) | Err(ZfsZvolError::NotFound { .. }) => {}
+                    // A clone of it appeared meanwhile: it stays.
+                    Err(ZfsZvolError::Tool { .. }) if self.zfs.exists(&s.name).await? => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(())
@@ -279,27 +313,21 @@ impl ZfsZvolStore {
         let z = self.volume(id).await?;
         let origin = self.zfs.get(&z.name, "origin").await?;
 
-        // Snapshots no clone depends on go first (backup snapshots, and
-        // clone snapshots whose clones are gone).
-        let snaps = self.zfs.snapshots(&z.name).await?;
-        let (shared, unused): (Vec<Snapshot>, Vec<Snapshot>) =
-            snaps.into_iter().partition(|s| !s.clones.is_empty());
-        for s in &unused {
-            if !s.short_name().starts_with(CLONE_SNAPSHOT) {
-                warn!(pool = %self.pool, volume = %id, snapshot = %s.name,
-                    "destroying a backup snapshot left on a deleted volume");
+        // Clones of this volume are other volumes, deleted concurrently
+        // perhaps: a promote or destroy that loses such a race is retried
+        // on a fresh listing.
+        let mut attempt = 0;
+        let heir = loop {
+            attempt += 1;
+            match self.destroy_once(id, &z.name).await {
+                Ok(heir) => break heir,
+                Err(e) if attempt < DELETE_ATTEMPTS && self.zfs.exists(&z.name).await? => {
+                    debug!(pool = %self.pool, volume = %id, error = %e, "delete raced; again");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(e) => return Err(e),
             }
-            self.zfs.destroy(&s.name).await?;
-        }
-
-        // A clone of the newest shared snapshot takes over every shared
-        // snapshot, so the volume no longer has dependents.
-        let heir = shared.last().and_then(|s| s.clones.first().cloned());
-        if let Some(heir) = &heir {
-            debug!(pool = %self.pool, volume = %id, %heir, "promoting a clone");
-            self.zfs.promote(heir).await?;
-        }
-        self.zfs.destroy(&z.name).await?;
+        };
 
         if let Some(heir) = &heir {
             self.prune_clone_snapshots(heir).await?;
@@ -310,6 +338,40 @@ impl ZfsZvolStore {
             }
         }
         Ok(())
+    }
+
+    /// One attempt at destroying zvol `name`; returns the clone promoted
+    /// in its place, if any.
+    async fn destroy_once(
+        &self,
+        id: &VolumeId,
+        name: &str,
+    ) -> Result<Option<String>, ZfsZvolError> {
+        // Snapshots no clone depends on go first (backup snapshots, and
+        // clone snapshots whose clones are gone).
+        let snaps = self.zfs.snapshots(name).await?;
+        let (shared, unused): (Vec<Snapshot>, Vec<Snapshot>) =
+            snaps.into_iter().partition(|s| !s.clones.is_empty());
+        for s in &unused {
+            if !s.short_name().starts_with(CLONE_SNAPSHOT) {
+                warn!(pool = %self.pool, volume = %id, snapshot = %s.name,
+                    "destroying a backup snapshot left on a deleted volume");
+            }
+            match self.zfs.destroy(&s.name).await {
+                Ok(()) | Err(ZfsZvolError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+
+        // A clone of the newest shared snapshot takes over every shared
+        // snapshot, so the volume no longer has dependents.
+        let heir = shared.last().and_then(|s| s.clones.first().cloned());
+        if let Some(heir) = &heir {
+            debug!(pool = %self.pool, volume = %id, %heir, "promoting a clone");
+            self.zfs.promote(heir).await?;
+        }
+        self.zfs.destroy(name).await?;
+        Ok(heir)
     }
 
     fn snapshot_name(&self, id: &VolumeId, snap: &SnapshotId) -> String {

@@ -171,7 +171,7 @@ impl VolumeService {
             report.unmanaged.push((pool.clone(), id.clone()));
         }
 
-        let reason = format!("backend volume missing from pool {pool:?}");
+        let reason = missing_reason(pool);
         for v in known.iter().filter(|v| !stored.contains(&v.id)) {
             warn!(pool = %pool, volume = %v.name, owner = %v.owner, volume_id = %v.id,
                 "catalog volume missing from its pool; marked error");
@@ -179,6 +179,121 @@ impl VolumeService {
                 .write(|tx| tx.set_volume_status(&v.id, VolumeStatus::Error, Some(&reason)))?;
             report.missing.push((v.owner.clone(), v.name.clone()));
         }
+
+        // A volume marked missing at an earlier start whose backend volume
+        // is there again (the pool's disk was not mounted then, say) is
+        // usable again; only the error this check set is cleared.
+        let back = known.iter().filter(|v| {
+            v.status == VolumeStatus::Error
+                && v.error.as_deref() == Some(reason.as_str())
+                && stored.contains(&v.id)
+        });
+        for v in back {
+            warn!(pool = %pool, volume = %v.name, owner = %v.owner, volume_id = %v.id,
+                "catalog volume missing at an earlier start is in its pool again; marked ready");
+            self.catalog
+                .write(|tx| tx.set_volume_status(&v.id, VolumeStatus::Ready, None))?;
+        }
         Ok(())
+    }
+}
+
+/// The error of a catalog volume whose backend volume is not in `pool`.
+fn missing_reason(pool: &PoolName) -> String {
+    format!("backend volume missing from pool {pool:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::memory::MemoryStore;
+    use crate::service::{Actor, CreateVolume};
+    use crate::store::Contents;
+    use crate::types::{Owner, SizeMib, VolumeName};
+
+    async fn open(config: &Config, store: &MemoryStore) -> Arc<VolumeService> {
+        let mut pools: BTreeMap<PoolName, Arc<dyn VolumeStore>> = BTreeMap::new();
+        pools.insert(config.default_pool.clone(), Arc::new(store.clone()));
+        VolumeService::open(config, pools)
+            .await
+            .expect("service opens")
+    }
+
+    #[tokio::test]
+    async fn a_volume_missing_at_one_start_and_back_at_the_next_is_ready_again() {
+        let dir = tempfile::Builder::new()
+            .prefix("kiln-recovery-test-")
+            .tempdir()
+            .expect("temp dir");
+        let config = Config::embedded(dir.path());
+        let size = SizeMib::new(10).expect("size");
+        let store = MemoryStore::new(SizeMib::new(1000).expect("pool size"));
+        let a = Actor {
+            owner: Owner::new("a").expect("owner"),
+            admin: false,
+        };
+        let name = VolumeName::new("data").expect("name");
+        let service = open(&config, &store).await;
+        let create = CreateVolume {
+            name: name.clone(),
+            size,
+            pool: None,
+        };
+        let v = service.create_volume(&a, create).await.expect("create");
+        drop(service);
+
+        // The pool's medium is away at one start...
+        store.delete(&v.id).await.expect("taken away");
+        let service = open(&config, &store).await;
+        let away = service.get_volume(&a, &name).await.expect("kept");
+        assert_eq!(away.status, VolumeStatus::Error);
+        drop(service);
+
+        // ...and back at the next.
+        store
+            .create(&v.id, size, Contents::Ext4)
+            .await
+            .expect("brought back");
+        let service = open(&config, &store).await;
+        let back = service.get_volume(&a, &name).await.expect("kept");
+        assert_eq!(back.status, VolumeStatus::Ready, "{back:?}");
+        assert_eq!(back.error, None);
+        assert!(service.recovery_report().missing.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_volume_in_error_for_another_reason_stays_in_error() {
+        let dir = tempfile::Builder::new()
+            .prefix("kiln-recovery-test-")
+            .tempdir()
+            .expect("temp dir");
+        let config = Config::embedded(dir.path());
+        let store = MemoryStore::new(SizeMib::new(1000).expect("pool size"));
+        let a = Actor {
+            owner: Owner::new("a").expect("owner"),
+            admin: false,
+        };
+        let name = VolumeName::new("data").expect("name");
+        let service = open(&config, &store).await;
+        let create = CreateVolume {
+            name: name.clone(),
+            size: SizeMib::new(10).expect("size"),
+            pool: None,
+        };
+        let v = service.create_volume(&a, create).await.expect("create");
+        service
+            .catalog()
+            .write(|tx| tx.set_volume_status(&v.id, VolumeStatus::Error, Some("rollback failed")))
+            .expect("mark error");
+        drop(service);
+
+        let service = open(&config, &store).await;
+        let still = service.get_volume(&a, &name).await.expect("kept");
+        assert_eq!(still.status, VolumeStatus::Error);
+        assert_eq!(still.error.as_deref(), Some("rollback failed"));
     }
 }

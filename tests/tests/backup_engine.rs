@@ -511,7 +511,7 @@ async fn root_ext4_files_survive_backup_change_and_restore() {
         .expect("restore");
     let source_alloc = Image::open(&src).allocated_bytes();
     assert!(
-        out.allocated_bytes() <= source_alloc + 8 * MIB,
+        out.allocated_bytes() <= source_alloc + 2 * MIB,
         "allocated {} after restore, source {source_alloc}",
         out.allocated_bytes()
     );

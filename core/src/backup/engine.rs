@@ -370,7 +370,7 @@ fn plan_blocks(len: u64, block_size: u64, allocated: &[Range<u64>]) -> Vec<Plann
 }
 
 /// Whether every byte is zero (written so the compiler vectorizes it).
-fn is_zero(buf: &[u8]) -> bool {
+pub(crate) fn is_zero(buf: &[u8]) -> bool {
     buf.chunks(4096)
         .all(|c| c.iter().fold(0u8, |acc, &b| acc | b) == 0)
 }

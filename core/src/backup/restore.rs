@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::engine::BackupEngine;
+use super::engine::{is_zero, BackupEngine};
 use super::format::Manifest;
 use super::keys;
 use super::progress::Progress;
@@ -17,8 +17,39 @@ use crate::store::BlockWrite;
 pub struct RestoreReport {
     /// Bytes written from data blocks.
     pub bytes_written: u64,
-    /// Bytes made holes with `zero_range`.
+    /// Bytes made holes with `zero_range` (hole blocks, and zero pages
+    /// inside data blocks).
     pub bytes_zeroed: u64,
+}
+
+/// The granularity at which zeros inside a data block stay holes: the
+/// page size of the filesystems and devices volumes live on.
+const PAGE: usize = 4096;
+
+/// Writes `data` at `offset`, turning runs of all-zero pages into
+/// `zero_range` (holes) rather than written zeros, so a restored volume
+/// is as sparse as its source even where a stored block was only partly
+/// allocated. Returns the bytes written.
+fn write_sparse(dest: &dyn BlockWrite, offset: u64, data: &[u8]) -> Result<u64, BackendError> {
+    let page_is_zero = |at: usize| is_zero(&data[at..(at + PAGE).min(data.len())]);
+    let mut written = 0;
+    let mut at = 0;
+    while at < data.len() {
+        let zero = page_is_zero(at);
+        let mut end = (at + PAGE).min(data.len());
+        while end < data.len() && page_is_zero(end) == zero {
+            end = (end + PAGE).min(data.len());
+        }
+        let start = offset + at as u64;
+        if zero {
+            dest.zero_range(start, (end - at) as u64)?;
+        } else {
+            dest.write_at(start, &data[at..end])?;
+            written += (end - at) as u64;
+        }
+        at = end;
+    }
+    Ok(written)
 }
 
 /// Where a restore writes, for error messages.
@@ -97,11 +128,15 @@ impl BackupEngine {
             .map_err(|e| write_err("zero range", e))?;
         }
 
-        let data = manifest
+        // Collected: an iterator holding a closure over borrowed items
+        // would make the restore future lose `Send` (a higher-ranked
+        // lifetime), and restores run as spawned jobs.
+        let data: Vec<(usize, String)> = manifest
             .blocks
             .iter()
             .enumerate()
-            .filter_map(|(i, b)| b.clone().map(|h| (i, h)));
+            .filter_map(|(i, b)| b.clone().map(|h| (i, h)))
+            .collect();
         let mut stream = futures::stream::iter(data)
             .map(|(i, hash): (usize, String)| {
                 let dest = dest.clone();
@@ -127,17 +162,21 @@ impl BackupEngine {
                         });
                     }
                     let len = plain.len() as u64;
-                    tokio::task::spawn_blocking(move || dest.write_at(range.start, &plain))
-                        .await
-                        .map_err(|e| Error::Internal(format!("block write task failed: {e}")))?
-                        .map_err(|e| write_err("write", e))?;
+                    let written = tokio::task::spawn_blocking(move || {
+                        write_sparse(&*dest, range.start, &plain)
+                    })
+                    .await
+                    .map_err(|e| Error::Internal(format!("block write task failed: {e}")))?
+                    .map_err(|e| write_err("write", e))?;
                     progress.add(len);
-                    Ok(len)
+                    Ok((written, len - written))
                 }
             })
             .buffer_unordered(self.settings.concurrency);
         while let Some(r) = stream.next().await {
-            report.bytes_written += r?;
+            let (written, zeroed) = r?;
+            report.bytes_written += written;
+            report.bytes_zeroed += zeroed;
         }
         drop(stream);
 

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{Parser, Subcommand};
 
 use crate::size::parse_size_mib;
@@ -103,11 +104,13 @@ pub enum VolumeCommand {
     /// Show one volume.
     Get {
         /// The volume's name.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         name: String,
     },
     /// Delete a detached volume and its data (asks first).
     Delete {
         /// The volume's name.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         name: String,
         /// Do not ask.
         #[arg(long, short)]
@@ -116,6 +119,7 @@ pub enum VolumeCommand {
     /// Grow a detached volume and its filesystem.
     Resize {
         /// The volume's name.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         name: String,
         /// The new, larger size: MiB, or with a unit (512M, 5G).
         #[arg(long, value_parser = parse_size_mib, allow_hyphen_values = true)]
@@ -124,6 +128,7 @@ pub enum VolumeCommand {
     /// Copy a detached volume into a new, independent one.
     Clone {
         /// The volume to copy.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         source: String,
         /// The copy's name.
         #[arg(long)]
@@ -132,6 +137,7 @@ pub enum VolumeCommand {
     /// Back up a volume (a job; followed unless --no-wait).
     Backup {
         /// The volume's name.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         name: String,
         /// Print the job and return at once.
         #[arg(long)]
@@ -140,11 +146,13 @@ pub enum VolumeCommand {
     /// List a volume's backups, newest first.
     BackupList {
         /// The volume's name.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         name: String,
     },
     /// Restore a backup, in place (asks first) or into a new volume.
     Restore {
         /// The volume the backup was taken of.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         name: String,
         /// The backup to restore.
         #[arg(long, value_name = "ID")]
@@ -162,8 +170,10 @@ pub enum VolumeCommand {
     /// Delete one of a volume's backups (asks first).
     BackupDelete {
         /// The volume's name.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         name: String,
         /// The backup's id.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         id: String,
         /// Do not ask.
         #[arg(long, short)]
@@ -189,21 +199,25 @@ pub enum SandboxCommand {
     /// Show one sandbox with its volumes' device paths.
     Get {
         /// The sandbox's name.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         name: String,
     },
     /// Detach a sandbox's volumes, keeping the sandbox and its list.
     Stop {
         /// The sandbox's name.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         name: String,
     },
     /// Attach a stopped sandbox's volumes again.
     Start {
         /// The sandbox's name.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         name: String,
     },
     /// Detach a sandbox's volumes and forget it (asks first).
     Destroy {
         /// The sandbox's name.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         name: String,
         /// Do not ask.
         #[arg(long, short)]
@@ -231,6 +245,7 @@ pub enum BackupCommand {
     /// damaged.
     Verify {
         /// The backup's id.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         id: String,
         /// Print the job and return at once.
         #[arg(long)]
@@ -244,11 +259,13 @@ pub enum JobCommand {
     /// Show a job.
     Get {
         /// The job's id.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         id: String,
     },
     /// Ask the daemon to cancel a running job.
     Cancel {
         /// The job's id.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
         id: String,
     },
 }
@@ -374,6 +391,26 @@ mod tests {
             .expect_err("negative size");
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("negative"), "{err}");
+    }
+
+    #[test]
+    fn empty_names_in_the_path_are_usage_errors() {
+        // An empty name would make the request path another route
+        // (`DELETE /v1/volumes/`), so it never reaches the daemon.
+        for args in [
+            &["volume", "get", ""][..],
+            &["volume", "delete", "", "--yes"],
+            &["volume", "resize", "", "--size", "5G"],
+            &["volume", "clone", "", "--name", "b"],
+            &["volume", "backup-delete", "a", "", "--yes"],
+            &["sandbox", "destroy", "", "--yes"],
+            &["backup", "verify", ""],
+            &["job", "get", ""],
+        ] {
+            let err = Cli::try_parse_from(std::iter::once("kiln").chain(args.iter().copied()))
+                .expect_err("an empty name");
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
     }
 
     #[test]

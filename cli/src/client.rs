@@ -68,6 +68,11 @@ impl Endpoint {
             Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
             _ => return Err(usage("needs a port")),
         }
+        // What hyper would refuse later (an unclosed `[`, a space) is a
+        // usage error now, not a failed connection.
+        if authority.parse::<hyper::http::uri::Authority>().is_err() {
+            return Err(usage("has a malformed host"));
+        }
         Ok(Endpoint::Tcp(authority.to_owned()))
     }
 }
@@ -314,6 +319,9 @@ mod tests {
             "http://h:x",
             "http://h:1/v1",
             "http://",
+            "http://[::1",
+            "http://[::1:7480",
+            "http://a b:1",
         ] {
             let err = Endpoint::from_flags(socket.clone(), Some(bad)).expect_err(bad);
             assert_eq!(err.exit(), crate::error::Exit::Usage, "{bad}");

@@ -5,6 +5,8 @@
 //! it, named with a unique tag, and removes it (with everything in it) on
 //! drop, passed or failed.
 
+mod vm_common;
+
 use std::process::Command;
 use std::sync::Arc;
 
@@ -257,4 +259,17 @@ async fn root_vm_lvm_thin_tags_and_admission_control() {
         "the clone is not a writable active thin LV: {attr}"
     );
     assert!(store.device_path(&c).await.expect("device").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a kernel with device-mapper thin / zfs: runs in the VM tier, scripts/test-vm"]
+async fn root_vm_e2e_lvm_thin_through_kilnd_and_kiln() {
+    let pool = ThinPool::make("e2e", 1024).await;
+    let yaml = format!(
+        "driver: lvm-thin\nvolume_group: {}\nthin_pool: {}\nmax_overcommit_ratio: 16\n",
+        pool.vg, pool.name
+    );
+    tokio::task::spawn_blocking(move || vm_common::scenario(&yaml))
+        .await
+        .expect("the scenario");
 }

@@ -4,6 +4,8 @@
 //! own parent dataset in it, named with a unique tag, and destroys it
 //! (with everything in it) on drop, passed or failed.
 
+mod vm_common;
+
 use std::process::Command;
 use std::sync::Arc;
 
@@ -210,4 +212,14 @@ async fn root_vm_zfs_deleting_a_source_keeps_its_clones() {
     assert_eq!(read_mark(&store, &b).await, vec![1u8; MARK_LEN]);
     store.delete(&b).await.expect("delete b");
     assert_eq!(ds.contents().await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a kernel with device-mapper thin / zfs: runs in the VM tier, scripts/test-vm"]
+async fn root_vm_e2e_zfs_zvol_through_kilnd_and_kiln() {
+    let ds = Dataset::make("e2e").await;
+    let yaml = format!("driver: zfs-zvol\ndataset: {}\n", ds.name);
+    tokio::task::spawn_blocking(move || vm_common::scenario(&yaml))
+        .await
+        .expect("the scenario");
 }

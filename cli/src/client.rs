@@ -247,29 +247,33 @@ where
 /// Turns an error answer into [`CliError::Api`], tolerating bodies that
 /// are not kiln's error shape (a proxy's page, an empty body).
 pub fn api_error(status: hyper::StatusCode, body: &[u8]) -> CliError {
-    let parsed: Option<(String, String)> =
-        serde_json::from_slice::<Value>(body)
-            .ok()
-            .and_then(|value| {
-                let error = value.get("error")?;
-                let code = error.get("code")?.as_str()?.to_owned();
-                let message = error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                Some((code, message))
-            });
-    let (code, message) = parsed.unwrap_or_else(|| {
+    let parsed: Option<(String, String, Option<String>)> = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|value| {
+            let error = value.get("error")?;
+            let code = error.get("code")?.as_str()?.to_owned();
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let request_id = error
+                .get("request_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            Some((code, message, request_id))
+        });
+    let (code, message, request_id) = parsed.unwrap_or_else(|| {
         let text = String::from_utf8_lossy(body).trim().to_owned();
         let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
         let message = if text.is_empty() { reason } else { text };
-        (format!("http {}", status.as_u16()), message)
+        (format!("http {}", status.as_u16()), message, None)
     });
     CliError::Api {
         status: status.as_u16(),
         code,
         message,
+        request_id,
     }
 }
 
@@ -336,6 +340,21 @@ mod tests {
             err.to_string(),
             "volume \"data\" is attached to sb1 (conflict)"
         );
+    }
+
+    #[test]
+    fn internal_errors_print_the_request_id_the_daemon_logged() {
+        let body = br#"{"error":{"code":"internal","message":"internal error; the daemon log has the details under this request id","request_id":"req-7"}}"#;
+        let err = api_error(StatusCode::INTERNAL_SERVER_ERROR, body);
+        assert_eq!(
+            err.report(),
+            "error: internal error; the daemon log has the details under this request id \
+             (internal)\n  request id: req-7"
+        );
+        // Other errors say all there is to say without it.
+        let body = br#"{"error":{"code":"conflict","message":"busy","request_id":"req-8"}}"#;
+        let err = api_error(StatusCode::CONFLICT, body);
+        assert_eq!(err.report(), "error: busy (conflict)");
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub enum CliError {
         code: String,
         /// The daemon's human message.
         message: String,
+        /// The request id the daemon logged the failure under.
+        request_id: Option<String>,
     },
 
     /// The daemon could not be reached.
@@ -185,6 +187,16 @@ impl CliError {
     /// The error and each of its causes, one per line, as printed.
     pub fn report(&self) -> String {
         let mut out = format!("error: {self}");
+        if let CliError::Api {
+            status: 500,
+            request_id: Some(id),
+            ..
+        } = self
+        {
+            // The message of an internal error points at the daemon log,
+            // where the detail is filed under this id.
+            out.push_str(&format!("\n  request id: {id}"));
+        }
         let mut cause = std::error::Error::source(self);
         while let Some(err) = cause {
             // Some messages already end with their cause; print it once.
@@ -208,6 +220,7 @@ mod tests {
             status: 409,
             code: "conflict".into(),
             message: "volume \"data\" is attached to sb1".into(),
+            request_id: Some("req-1".into()),
         };
         assert_eq!(err.exit(), Exit::Failed);
         assert_eq!(

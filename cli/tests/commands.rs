@@ -99,9 +99,13 @@ fn each_error_status_exits_1_with_the_daemons_message_and_code() {
         (
             429,
             "quota_exceeded",
-            "owner team-a would pass its quota of 20480 MiB",
+            "quota exceeded for owner \"team-a\": 5120 MiB requested, 18432 of 20480 MiB in use",
         ),
-        (500, "internal", "internal error (request req-1)"),
+        (
+            500,
+            "internal",
+            "internal error; the daemon log has the details under this request id",
+        ),
         (
             501,
             "not_configured",
@@ -119,9 +123,16 @@ fn each_error_status_exits_1_with_the_daemons_message_and_code() {
         let out = kilnd.kiln(&["volume", "get", "data"]);
         assert_eq!(code(&out), 1, "status {status}: {}", stderr(&out));
         assert_eq!(stdout(&out), "", "status {status}");
+        // Only an internal error, whose detail is in the daemon log, also
+        // names the request id (error_body's "req-1").
+        let request_id = if status == 500 {
+            "  request id: req-1\n"
+        } else {
+            ""
+        };
         assert_eq!(
             stderr(&out),
-            format!("error: {message} ({error_code})\n"),
+            format!("error: {message} ({error_code})\n{request_id}"),
             "status {status}"
         );
         assert_eq!(kilnd.only_request().target, "/v1/volumes/data");

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::types::{BackupId, Owner, PoolName, SizeMib, VolumeName, MIB};
+use crate::types::{BackupId, Owner, PoolName, SizeMib, VolumeName, MIB, SIZE_MIB_MAX};
 
 /// The format version this code writes. Readers refuse manifests of a
 /// newer version rather than misread them.
@@ -122,6 +122,12 @@ impl Manifest {
             )));
         }
         let m: Manifest = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+        if m.size_bytes == 0 || m.size_bytes > SIZE_MIB_MAX * MIB {
+            return Err(corrupt(format!(
+                "size {} bytes is not a volume's size",
+                m.size_bytes
+            )));
+        }
         if m.block_size == 0 || m.blocks.len() as u64 != m.size_bytes.div_ceil(m.block_size) {
             return Err(corrupt(format!(
                 "{} blocks of {} bytes do not cover {} bytes",
@@ -157,7 +163,7 @@ impl Manifest {
             pool: self.pool.clone(),
             driver: self.driver.clone(),
             size_mib: SizeMib::new(self.size_bytes.div_ceil(MIB).max(1))
-                .expect("a manifest's size was a volume's size, at most SIZE_MIB_MAX"),
+                .expect("Manifest::from_bytes checked the size is at most SIZE_MIB_MAX MiB"),
             created_at: self.created_at,
             consistency: self.consistency,
             logical_bytes: self.stats.logical_bytes,

@@ -162,6 +162,21 @@ pub fn or_dash(text: Option<&str>) -> String {
     }
 }
 
+/// An RFC 3339 time to the second, as tables and details show it
+/// (`2026-12-03T10:00:00Z`: kilnd sends nanoseconds), or `-`. Text that is
+/// not such a time is shown as it is.
+pub fn time_or_dash(text: Option<&str>) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
+        return "-".to_owned();
+    };
+    time::OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .and_then(|t| t.replace_nanosecond(0).ok())
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| text.to_owned())
+}
+
 fn join_or_dash(items: impl Iterator<Item = String>) -> String {
     let joined: Vec<String> = items.collect();
     if joined.is_empty() {
@@ -182,6 +197,20 @@ pub fn print_json(value: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_shown_to_the_second() {
+        let t = |s| time_or_dash(Some(s));
+        assert_eq!(t("2026-12-03T16:39:37.800120906Z"), "2026-12-03T16:39:37Z");
+        assert_eq!(t("2026-12-03T10:00:00Z"), "2026-12-03T10:00:00Z");
+        assert_eq!(
+            t("2026-12-03T10:00:00.5+01:00"),
+            "2026-12-03T10:00:00+01:00"
+        );
+        assert_eq!(t("yesterday"), "yesterday");
+        assert_eq!(t(""), "-");
+        assert_eq!(time_or_dash(None), "-");
+    }
 
     #[test]
     fn tables_align_columns_and_trim_trailing_blanks() {

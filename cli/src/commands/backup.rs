@@ -18,7 +18,8 @@ use crate::client::segment;
 use crate::confirm::confirm;
 use crate::error::CliError;
 use crate::output::{
-    details, human_bytes, human_duration, human_mib, or_dash, print_json, Align, Table,
+    details, human_bytes, human_duration, human_mib, or_dash, print_json, time_or_dash, Align,
+    Table,
 };
 use crate::progress::{follow, result};
 
@@ -277,7 +278,7 @@ pub fn backup_table(backups: &[Backup]) -> String {
     for backup in backups {
         table.row(vec![
             backup.id.clone(),
-            or_dash(backup.created_at.as_deref()),
+            time_or_dash(backup.created_at.as_deref()),
             backup.size_mib.map_or_else(|| "-".to_owned(), human_mib),
             backup
                 .logical_bytes
@@ -324,8 +325,8 @@ pub fn job_details(job: &Job) -> String {
         ("volume", or_dash(job.volume.as_deref())),
         ("state", job.state.clone()),
         ("progress", progress),
-        ("started", or_dash(job.started_at.as_deref())),
-        ("finished", or_dash(job.finished_at.as_deref())),
+        ("started", time_or_dash(job.started_at.as_deref())),
+        ("finished", time_or_dash(job.finished_at.as_deref())),
     ];
     if job.state == "failed" {
         pairs.push(("error", job.error_message()));

@@ -8,7 +8,9 @@ use crate::args::SandboxCommand;
 use crate::client::segment;
 use crate::confirm::confirm;
 use crate::error::CliError;
-use crate::output::{details, mode, or_dash, print_json, sandbox_volumes, Align, Table};
+use crate::output::{
+    details, mode, or_dash, print_json, sandbox_volumes, time_or_dash, Align, Table,
+};
 
 /// Runs one `kiln sandbox` command.
 pub async fn run(ctx: &Ctx, command: SandboxCommand) -> Result<(), CliError> {
@@ -115,7 +117,7 @@ pub fn sandbox_table(sandboxes: &[Sandbox]) -> String {
             or_dash(sandbox.owner.as_deref()),
             or_dash(sandbox.state.as_deref()),
             sandbox_volumes(&sandbox.volumes),
-            or_dash(sandbox.created_at.as_deref()),
+            time_or_dash(sandbox.created_at.as_deref()),
         ]);
     }
     table.render()
@@ -146,7 +148,7 @@ pub fn sandbox_details(sandbox: &Sandbox) -> String {
         ("name", sandbox.name.clone()),
         ("owner", or_dash(sandbox.owner.as_deref())),
         ("state", or_dash(sandbox.state.as_deref())),
-        ("created", or_dash(sandbox.created_at.as_deref())),
+        ("created", time_or_dash(sandbox.created_at.as_deref())),
     ]);
     if !sandbox.volumes.is_empty() {
         text.push('\n');

@@ -8,7 +8,9 @@ use crate::args::VolumeCommand;
 use crate::client::segment;
 use crate::confirm::confirm;
 use crate::error::CliError;
-use crate::output::{attachments, details, human_mib, or_dash, print_json, Align, Table};
+use crate::output::{
+    attachments, details, human_mib, or_dash, print_json, time_or_dash, Align, Table,
+};
 
 /// Runs one `kiln volume` command.
 pub async fn run(ctx: &Ctx, command: VolumeCommand) -> Result<(), CliError> {
@@ -146,7 +148,7 @@ pub fn volume_details(volume: &Volume) -> String {
     if let Some(error) = &volume.error {
         pairs.push(("error", error.clone()));
     }
-    pairs.push(("created", or_dash(volume.created_at.as_deref())));
+    pairs.push(("created", time_or_dash(volume.created_at.as_deref())));
     pairs.push(("attachments", attachments(&volume.attachments)));
     details(&pairs)
 }

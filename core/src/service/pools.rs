@@ -20,16 +20,12 @@ impl VolumeService {
         let mut out = Vec::with_capacity(self.pools.len());
         for (name, store) in &self.pools {
             let info = store.driver();
+            // The reason is shown inside the pool's own entry (`kiln pool
+            // list` prints `pool "NAME": capacity unknown: REASON`), so it
+            // is the backend's message and causes, without the pool's name.
             let (capacity, capacity_error) = match store.capacity().await {
                 Ok(c) => (Some(c), None),
-                Err(source) => {
-                    let e = Error::Pool {
-                        pool: name.to_string(),
-                        operation: "capacity",
-                        source,
-                    };
-                    (None, Some(e.chain()))
-                }
+                Err(source) => (None, Some(causes(&source))),
             };
             let (provisioned_mib, volumes) = usage.get(name.as_str()).copied().unwrap_or((0, 0));
             out.push(PoolView {
@@ -117,4 +113,54 @@ pub(super) fn known_ids(tx: &Tx<'_>, pool: &PoolName) -> Result<BTreeSet<VolumeI
             .map(|op| op.volume),
     );
     Ok(known)
+}
+
+/// `e`'s message with each cause not already in it appended, `: `-separated
+/// (as [`Error::chain`] does).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(cause) = cur {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::error::ErrorKind;
+    use crate::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn a_capacity_error_is_the_backends_reason_without_the_pool_name() {
+        let dir = tempfile::Builder::new()
+            .prefix("kiln-pools-test-")
+            .tempdir()
+            .expect("temp dir");
+        let config = Config::embedded(dir.path());
+        let store = MemoryStore::new(SizeMib::new(1000).expect("pool size"));
+        let mut pools: BTreeMap<PoolName, Arc<dyn VolumeStore>> = BTreeMap::new();
+        pools.insert(config.default_pool.clone(), Arc::new(store.clone()));
+        let service = VolumeService::open(&config, pools)
+            .await
+            .expect("service opens");
+
+        store.fail_next("capacity", ErrorKind::Internal);
+        let listed = service.list_pools().await.expect("pools");
+        assert!(listed[0].capacity.is_none());
+        assert_eq!(
+            listed[0].capacity_error.as_deref(),
+            Some("injected failure of capacity")
+        );
+    }
 }

@@ -146,10 +146,20 @@ impl ZfsZvolStore {
         }
     }
 
-    /// Waits for udev to make the device link of `name` and to finish
+    /// The device of an existing zvol or snapshot, waiting for udev to
+    /// make its link if it is not there yet.
+    async fn wait_device(&self, name: &str) -> Result<PathBuf, ZfsZvolError> {
+        let path = self.device(name);
+        if std::fs::File::open(&path).is_ok() {
+            return Ok(path);
+        }
+        self.wait_new_device(name).await
+    }
+
+    /// Waits for udev to make the device link of a new zvol and to finish
     /// with it: right after a create or clone, udev may still replace the
     /// link while it processes the zvol's events.
-    async fn wait_device(&self, name: &str) -> Result<PathBuf, ZfsZvolError> {
+    async fn wait_new_device(&self, name: &str) -> Result<PathBuf, ZfsZvolError> {
         let path = self.device(name);
         let deadline = tokio::time::Instant::now() + DEVICE_WAIT;
         loop {
@@ -221,7 +231,7 @@ impl ZfsZvolStore {
             .await?;
 
         let made = async {
-            let dev = self.wait_device(&name).await?;
+            let dev = self.wait_new_device(&name).await?;
             if contents == Contents::Ext4 {
                 self.ext4
                     .mkfs(&dev)
@@ -273,7 +283,7 @@ impl ZfsZvolStore {
         }
 
         let made = async {
-            let dev = self.wait_device(&name).await?;
+            let dev = self.wait_new_device(&name).await?;
             self.ext4
                 .new_uuid(&dev)
                 .await
@@ -466,7 +476,7 @@ impl VolumeStore for ZfsZvolStore {
                     if !self.zfs.exists(&name).await? {
                         return Err(ZfsZvolError::NotFound { dataset: name });
                     }
-                    self.wait_device(&name).await
+                    self.wait_new_device(&name).await
                 }
                 None => self.wait_device(&z.name).await,
             }

@@ -121,7 +121,9 @@ impl Zfs {
                     dataset: target.to_string(),
                     source,
                 }
-            } else if stderr.contains("does not exist") {
+            } else if stderr.contains("does not exist")
+                || stderr.contains("could not find any snapshots")
+            {
                 ZfsZvolError::NotFound {
                     dataset: target.to_string(),
                 }

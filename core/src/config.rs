@@ -98,6 +98,15 @@ impl PoolConfig {
             reason: reason.into(),
         }
     }
+
+    /// An error about one of this pool's options, `key` being its path
+    /// inside the pool (`reflink`); the error names `pools.NAME.KEY`.
+    pub fn option_error(&self, key: &str, reason: impl Into<String>) -> Error {
+        Error::Config {
+            key: format!("pools.{}.{key}", self.name),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Provisioned-size quotas, in MiB.
@@ -347,28 +356,26 @@ fn cfg_err(key: impl Into<String>, reason: impl Into<String>) -> Error {
 }
 
 impl Config {
-    /// Reads and checks a config file.
+    /// Reads and checks a config file; a YAML error names the file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             operation: "read config",
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text, path.parent().unwrap_or(Path::new(".")))
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base, &path.display().to_string())
     }
 
     /// Parses and checks config text; relative paths in it are taken
-    /// against `base`.
-    pub fn parse(text: &str, base: &Path) -> Result<Self> {
-        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| {
-            let at = e
-                .location()
-                .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
-                .unwrap_or_default();
-            // serde_yaml puts the key path first ("pools.x: unknown field"),
-            // which is the form every other config error has.
-            cfg_err("config.yaml", format!("{e}{at}"))
-        })?;
+    /// against `base`, and a YAML error names the text as `label` (the
+    /// file it came from).
+    pub fn parse(text: &str, base: &Path, label: &str) -> Result<Self> {
+        // serde_yaml's message puts the key path first ("pools.x: unknown
+        // field"), the form every other config error has, and ends with
+        // the position ("at line 6 column 1").
+        let raw: RawConfig =
+            serde_yaml::from_str(text).map_err(|e| cfg_err(label, e.to_string()))?;
         Self::from_raw(raw, base)
     }
 
@@ -457,6 +464,7 @@ impl Config {
                 admin: t.admin,
             });
         }
+        refuse_shared_tokens(&tokens)?;
         if tcp.is_some() && tokens.is_empty() {
             return Err(cfg_err(
                 "listen.tcp",
@@ -651,6 +659,29 @@ fn parse_backup(b: RawBackup, abs: &dyn Fn(PathBuf) -> PathBuf) -> Result<Backup
     })
 }
 
+/// A token in two entries would always act as the first entry's owner:
+/// refuse it, naming both entries.
+fn refuse_shared_tokens(tokens: &[TokenConfig]) -> Result<()> {
+    for (j, later) in tokens.iter().enumerate() {
+        let TokenSecret::Sha256(hash) = &later.secret;
+        let first = tokens[..j].iter().position(|t| {
+            let TokenSecret::Sha256(other) = &t.secret;
+            other == hash
+        });
+        if let Some(i) = first {
+            return Err(cfg_err(
+                format!("tokens[{j}]"),
+                format!(
+                    "has the same token as tokens[{i}] (owners {} and {}); \
+                     each token must be in one entry only",
+                    later.owner, tokens[i].owner
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn hash_token(key: &str, token: &str) -> Result<TokenSecret> {
     use sha2::Digest;
     if token.len() < 16 {
@@ -681,7 +712,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config> {
-        Config::parse(text, Path::new("/etc/kiln"))
+        Config::parse(text, Path::new("/etc/kiln"), "/etc/kiln/config.yaml")
     }
 
     const MINIMAL: &str = "data_dir: /var/lib/kiln\npools:\n  default:\n    driver: ext4-file\n    path: /var/lib/kiln/volumes\n";
@@ -737,6 +768,61 @@ mod tests {
         assert!(err.to_string().contains("backup.s3"), "{err}");
         let err = parse(&format!("{MINIMAL}backup:\n  target: ftp\n")).expect_err("bad target");
         assert!(err.to_string().contains("backup.target"), "{err}");
+    }
+
+    #[test]
+    fn yaml_errors_name_the_file_and_say_the_position_once() {
+        let err = parse(&format!("{MINIMAL}colour: blue\n")).expect_err("unknown key");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("config: /etc/kiln/config.yaml: unknown field `colour`"),
+            "{text}"
+        );
+        assert_eq!(text.matches("line 6").count(), 1, "{text}");
+        assert!(!text.contains("(line"), "{text}");
+
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let file = dir.path().join("kiln-other.yaml");
+        std::fs::write(&file, "data_dir: [\n").expect("write the config");
+        let err = Config::load(&file).expect_err("bad YAML");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("config: {}: ", file.display())),
+            "{text}"
+        );
+        assert!(!text.contains("config.yaml"), "{text}");
+    }
+
+    #[test]
+    fn a_token_in_two_entries_is_refused_naming_both() {
+        let token = "0123456789abcdef0123";
+        let err = parse(&format!(
+            "{MINIMAL}tokens:\n  - owner: a\n    token: {token}\n  - owner: c\n    token: another-token-0000\n  - owner: b\n    token: {token}\n"
+        ))
+        .expect_err("a shared token");
+        let text = err.to_string();
+        assert!(text.starts_with("config: tokens[2]: "), "{text}");
+        assert!(text.contains("tokens[0]"), "{text}");
+        assert!(text.contains("owners b and a"), "{text}");
+
+        // The same token given as its SHA-256 is the same token.
+        use sha2::Digest;
+        let hex: String = sha2::Sha256::digest(token.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let err = parse(&format!(
+            "{MINIMAL}tokens:\n  - owner: a\n    token: {token}\n  - owner: b\n    token_sha256: {hex}\n"
+        ))
+        .expect_err("a shared token");
+        assert!(err.to_string().contains("tokens[1]"), "{err}");
+        assert!(err.to_string().contains("tokens[0]"), "{err}");
+
+        let ok = parse(&format!(
+            "{MINIMAL}tokens:\n  - owner: a\n    token: {token}\n  - owner: a\n    token: another-token-0000\n"
+        ))
+        .expect("two tokens of one owner");
+        assert_eq!(ok.tokens.len(), 2);
     }
 
     #[test]

@@ -21,7 +21,8 @@ fn the_example_config_parses_with_every_section() {
     }
     let text = text.replace("/etc/kiln/", &format!("{}/", dir.path().display()));
 
-    let config = Config::parse(&text, dir.path()).unwrap_or_else(|e| panic!("{}", e.chain()));
+    let config = Config::parse(&text, dir.path(), "config.example.yaml")
+        .unwrap_or_else(|e| panic!("{}", e.chain()));
     assert_eq!(config.tokens.len(), 3);
     assert!(config.listen.tcp.is_some());
     assert_eq!(config.pools.len(), 1);

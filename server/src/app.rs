@@ -86,7 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::volumes::routes())
         .merge(routes::sandboxes::routes())
         .merge(routes::pools::routes())
-        .merge(routes::backups::routes())
+        .merge(routes::backups::routes(&state))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);

@@ -43,7 +43,7 @@ pub enum ApiError {
     },
 
     /// The body is not declared as JSON.
-    #[error("request body must be application/json (got {content_type:?})")]
+    #[error("expected content-type application/json, got {}", content_type.as_deref().unwrap_or("no content-type"))]
     UnsupportedMediaType {
         /// The `Content-Type` received, if any.
         content_type: Option<String>,

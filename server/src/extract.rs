@@ -2,10 +2,13 @@
 //!
 //! It refuses, before the handler runs and so before anything changes:
 //! a body not declared `application/json` (415), a body over
-//! `limits.max_body_bytes` (413), malformed JSON and unknown fields (400),
-//! and any value breaking a rule (400 naming the field by its path, e.g.
-//! `volumes[0].mount`). Request types deserialize straight into kiln's
-//! validated types, so a value that reaches a handler is a valid one.
+//! `limits.max_body_bytes` (413), malformed JSON, a body that is not one
+//! JSON object (an array, `null`, anything after the object), unknown
+//! fields, and any value breaking a rule (400 naming the field by its
+//! path, e.g. `volumes[0].mount`). Request types deserialize straight
+//! into kiln's validated types, so a value that reaches a handler is a
+//! valid one. Messages speak JSON (`expected a JSON object`), never the
+//! Rust types behind it.
 
 use std::str::FromStr;
 
@@ -81,25 +84,36 @@ where
     }
 }
 
-/// Deserializes `bytes`, naming the field at fault by its path.
+/// Deserializes `bytes`, naming the field at fault by its path. The body
+/// must be one JSON object and nothing after it but whitespace.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(de).map_err(|e| {
+    // serde would read a struct from an array too (`[1]` fails as `[0]`),
+    // and says "expected struct X" for other values: refuse both here, in
+    // the API's words.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(Error::invalid("body", "expected a JSON object").into());
+    }
+    let body_error = |e: &serde_json::Error| Error::invalid("body", reason_of(e));
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = if path == "." || inner.is_syntax() || inner.is_eof() {
-            "body".to_string()
+        if path == "." || inner.is_syntax() || inner.is_eof() {
+            body_error(&inner)
         } else {
-            path
-        };
-        Error::invalid(field, reason_of(&inner))
+            Error::invalid(path, reason_of(&inner))
+        }
     })?;
+    // Without this, `{...}xyz` would be accepted: the deserializer stops
+    // at the end of the object.
+    de.end().map_err(|e| body_error(&e))?;
     Ok(value)
 }
 
-/// serde_json's message without its position suffix, and without the
+/// serde_json's message without its position suffix, without the
 /// `invalid FIELD: ` prefix kiln's own checks put on theirs (the path
-/// replaces it).
+/// replaces it), and with serde's Rust type names in the API's words.
 fn reason_of(e: &serde_json::Error) -> String {
     let mut msg = e.to_string();
     if let Some(at) = msg.rfind(" at line ") {
@@ -110,11 +124,32 @@ fn reason_of(e: &serde_json::Error) -> String {
     if let Some(rest) = msg.strip_prefix("invalid ") {
         if let Some((word, reason)) = rest.split_once(": ") {
             if !word.contains(' ') {
-                return reason.to_string();
+                msg = reason.to_string();
             }
         }
     }
+    if let Some(at) = msg.rfind("expected ") {
+        let expected = &msg[at + "expected ".len()..];
+        if let Some(words) = api_words(expected) {
+            msg.truncate(at + "expected ".len());
+            msg.push_str(words);
+        }
+    }
     msg
+}
+
+/// What serde's `expected ...` names as a Rust type, said as JSON.
+fn api_words(expected: &str) -> Option<&'static str> {
+    let words = match expected {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number of at least 0",
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "char" => "a one-character string",
+        e if e.starts_with("struct ") || e.starts_with("tuple struct ") => "a JSON object",
+        e if e.starts_with("enum ") => "one of the documented values",
+        _ => return None,
+    };
+    Some(words)
 }
 
 #[cfg(test)]

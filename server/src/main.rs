@@ -66,7 +66,7 @@ fn main() -> ExitCode {
             let config_error = e
                 .downcast_ref::<kiln_core::Error>()
                 .is_some_and(|e| matches!(e, kiln_core::Error::Config { .. }));
-            eprintln!("kilnd: {e:#}");
+            eprintln!("kilnd: {}", one_line(&e));
             if config_error {
                 ExitCode::from(2)
             } else {
@@ -74,6 +74,24 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `e` with its causes, `: `-separated, each said once: many errors
+/// already end with their source's text (`bind ADDR: Address already in
+/// use`), which anyhow's `{:#}` would append a second time.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn init_tracing(level: Option<&str>) {
@@ -177,5 +195,30 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!(signal = "SIGTERM", "signal received"),
         _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "signal received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bind_error_says_its_cause_once() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let addr = taken.local_addr().expect("the bound address");
+        let dir = tempfile::Builder::new()
+            .prefix("kilnd-bind-twice-")
+            .tempdir()
+            .expect("a temporary folder");
+        let listen = kiln_core::config::Listen {
+            socket: dir.path().join("kiln.sock"),
+            tcp: Some(addr),
+        };
+        let e = kilnd::Listeners::bind(&listen)
+            .await
+            .expect_err("the port is taken");
+        let text = one_line(&anyhow::Error::from(e));
+        assert!(text.starts_with(&format!("bind {addr}: ")), "{text}");
+        assert_eq!(text.matches("Address already in use").count(), 1, "{text}");
     }
 }

@@ -378,6 +378,11 @@ async fn malformed_unknown_oversized_and_non_json_bodies_are_refused() {
         "application/json",
         "text/plain body",
     );
+    // Regression: the message showed Rust's Debug, `(got Some("text/plain"))`.
+    assert_eq!(
+        a.body["error"]["message"],
+        "expected content-type application/json, got text/plain"
+    );
     let a = app
         .send(
             "POST",
@@ -393,6 +398,145 @@ async fn malformed_unknown_oversized_and_non_json_bodies_are_refused() {
         "application/json",
         "no content type",
     );
+    assert_eq!(
+        a.body["error"]["message"],
+        "expected content-type application/json, got no content-type"
+    );
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn anything_after_the_json_object_is_refused_and_creates_nothing() {
+    let app = populated().await;
+    let before = app.snapshot().await;
+    // Regression: `{...}xyz` created the volume.
+    for body in [
+        r#"{"name":"v9","size_mib":16}xyz"#,
+        r#"{"name":"v9","size_mib":16}{}"#,
+        r#"{"name":"v9","size_mib":16} 1"#,
+    ] {
+        let a = app.json("POST", "/v1/volumes", body).await;
+        assert_refused(&a, 400, "invalid_input", "invalid body: ", body);
+        let message = a.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("trailing"), "{body}: {message}");
+    }
+    let a = app
+        .json("POST", "/v1/volumes/free/resize", r#"{"size_mib":128}]"#)
+        .await;
+    assert_refused(&a, 400, "invalid_input", "invalid body: ", "resize");
+    // Whitespace after the object is no content.
+    let a = app
+        .json(
+            "POST",
+            "/v1/volumes",
+            "{\"name\":\"v9\",\"size_mib\":16}\n ",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let a = app.json("DELETE", "/v1/volumes/v9", "").await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn messages_speak_json_not_rust_types() {
+    let app = populated().await;
+    let before = app.snapshot().await;
+    // Regression: `invalid body: null, expected struct CreateBody`, and
+    // `invalid [0]: ...` for `[1]`.
+    for (path, body) in [
+        ("/v1/volumes", "null"),
+        ("/v1/volumes", "[1]"),
+        ("/v1/volumes", "[]"),
+        ("/v1/volumes", "1"),
+        ("/v1/volumes", r#""x""#),
+        ("/v1/volumes/free/resize", "[128]"),
+        ("/v1/volumes/free/clone", "true"),
+        ("/v1/sandboxes", r#"["s2",[]]"#),
+    ] {
+        let a = app.json("POST", path, body).await;
+        assert_refused(&a, 400, "invalid_input", "", body);
+        assert_eq!(
+            a.body["error"]["message"], "invalid body: expected a JSON object",
+            "{path} {body}"
+        );
+    }
+    for (path, body, want) in [
+        (
+            "/v1/sandboxes",
+            r#"{"name":"s2","volumes":[null]}"#,
+            "invalid volumes[0]: null, expected a JSON object",
+        ),
+        (
+            "/v1/volumes",
+            r#"{"name":"n","size_mib":"64"}"#,
+            "invalid size_mib: string \"64\", expected a whole number of at least 0",
+        ),
+        (
+            "/v1/volumes",
+            r#"{"name":"n","size_mib":-1}"#,
+            "invalid size_mib: integer `-1`, expected a whole number of at least 0",
+        ),
+    ] {
+        let a = app.json("POST", path, body).await;
+        assert_refused(&a, 400, "invalid_input", "", body);
+        assert_eq!(a.body["error"]["message"], want, "{path} {body}");
+    }
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn backup_routes_answer_501_before_reading_the_body_or_path() {
+    let app = populated().await;
+    let before = app.snapshot().await;
+    // Regression: restore with `{}` answered 400 `missing field backup_id`.
+    for (method, path, body) in [
+        ("POST", "/v1/volumes/v/restore", "{}"),
+        ("POST", "/v1/volumes/v/restore", "[1]"),
+        ("POST", "/v1/volumes/v/restore", "not json"),
+        (
+            "POST",
+            "/v1/volumes/v/restore",
+            r#"{"backup_id":"bk-1","x":1}"#,
+        ),
+        (
+            "POST",
+            "/v1/volumes/a..b/restore",
+            r#"{"backup_id":"bk-1"}"#,
+        ),
+        ("POST", "/v1/volumes/v/backups", "{}"),
+        ("POST", "/v1/volumes/a..b/backups", "{}"),
+        ("GET", "/v1/volumes/v/backups", ""),
+        ("GET", "/v1/volumes/a..b/backups", ""),
+        ("DELETE", "/v1/volumes/v/backups/bk-1", ""),
+        ("DELETE", "/v1/volumes/v/backups/BAD", ""),
+        ("POST", "/v1/backups/gc", ""),
+        ("GET", "/v1/backups/schedules", ""),
+        ("POST", "/v1/backups/bk-1/verify", ""),
+        ("POST", "/v1/backups/BAD/verify", ""),
+        ("GET", "/v1/jobs/job-1", ""),
+        ("GET", "/v1/jobs/BAD", ""),
+        ("POST", "/v1/jobs/job-1/cancel", ""),
+    ] {
+        let a = app.json(method, path, body).await;
+        assert_refused(
+            &a,
+            501,
+            "not_configured",
+            "backup not configured",
+            &format!("{method} {path} {body}"),
+        );
+    }
+    // A body sent without its content-type does not hide it either.
+    let a = app
+        .send(
+            "POST",
+            "/v1/volumes/v/restore",
+            Some("text/plain"),
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_refused(&a, 501, "not_configured", "backup", "restore as text/plain");
     assert_eq!(app.snapshot().await, before);
 }
 

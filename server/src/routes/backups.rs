@@ -8,8 +8,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use kiln_core::backup::{BackupEngine, BackupInfo};
@@ -37,8 +39,10 @@ struct BackupList {
     backups: Vec<BackupInfo>,
 }
 
-/// The backup and job routes.
-pub fn routes() -> Router<AppState> {
+/// The backup and job routes; on a daemon without a `backup:` section
+/// each answers 501 once its caller is known, before its path or body is
+/// read (a bad body must not hide that backups are not configured).
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/volumes/{name}/backups", post(backup).get(list))
         .route("/v1/volumes/{name}/backups/{id}", delete(remove))
@@ -48,6 +52,20 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/backups/{id}/verify", post(verify))
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/cancel", post(cancel))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_backup,
+        ))
+}
+
+async fn require_backup(
+    State(state): State<AppState>,
+    _caller: Caller,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    engine(&state)?;
+    Ok(next.run(request).await)
 }
 
 fn engine(state: &AppState) -> Result<Arc<BackupEngine>, ApiError> {

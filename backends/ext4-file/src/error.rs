@@ -76,6 +76,28 @@ pub enum Ext4FileError {
         size: u64,
     },
 
+    /// The image is attached to a loop device someone set up outside
+    /// kiln (and maybe mounted), so it cannot be changed under it.
+    #[error("image {path} of volume {volume} is in use outside kiln: {users}")]
+    InUse {
+        /// The volume.
+        volume: VolumeId,
+        /// Its image.
+        path: PathBuf,
+        /// The loop devices and their mount points.
+        users: String,
+    },
+
+    /// The pool folder is missing and was not created (see
+    /// [`Ext4FileOptions`](crate::Ext4FileOptions) for when it is).
+    #[error("pool folder {path} does not exist: {reason}")]
+    FolderMissing {
+        /// The folder.
+        path: PathBuf,
+        /// Why it was not created.
+        reason: &'static str,
+    },
+
     /// The pool's filesystem has no reflinks, and something needs them.
     #[error("{operation} needs reflinks, which the filesystem of {path} does not have")]
     NoReflink {
@@ -147,9 +169,10 @@ impl Ext4FileError {
     /// The kind kiln acts on.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Ext4FileError::NotFound { .. } | Ext4FileError::SnapshotNotFound { .. } => {
-                ErrorKind::NotFound
-            }
+            Ext4FileError::NotFound { .. }
+            | Ext4FileError::SnapshotNotFound { .. }
+            | Ext4FileError::FolderMissing { .. } => ErrorKind::NotFound,
+            Ext4FileError::InUse { .. } => ErrorKind::Conflict,
             Ext4FileError::AlreadyExists { .. } | Ext4FileError::SnapshotExists { .. } => {
                 ErrorKind::AlreadyExists
             }

@@ -13,6 +13,18 @@
 //! `.partial` name and renamed into place once complete and synced, so a
 //! crash never leaves a half-made volume under a volume's name.
 //!
+//! A missing pool folder is made at open only if its parent exists (and
+//! the pool does not say `create: false`), with a warning. The backend
+//! cannot ask the catalog whether the pool already holds volumes, so the
+//! rule is about the folder alone; it keeps a pool whose disk is not
+//! mounted from starting empty on the root filesystem where it can tell.
+//! A folder inside a mount point (`/srv/disk1/kiln`) has a parent even
+//! while the disk is not mounted: such a pool says `create: false`, and
+//! then a missing folder always refuses the pool.
+//!
+//! A grow is refused (a conflict) while a loop device someone set up
+//! outside kiln is backed by the image, mounted or not.
+//!
 //! ```no_run
 //! # async fn demo(pool: &kiln_core::config::PoolConfig) -> kiln_core::Result<()> {
 //! use kiln_core::{Contents, SizeMib, VolumeId, VolumeStore};
@@ -32,6 +44,7 @@
 
 mod copy;
 mod error;
+mod in_use;
 mod io;
 mod options;
 mod store;

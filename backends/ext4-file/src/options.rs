@@ -10,9 +10,25 @@ use serde::Deserialize;
 /// pools:
 ///   default:
 ///     driver: ext4-file
-///     path: /var/lib/kiln/volumes   # created if missing
+///     path: /var/lib/kiln/volumes   # the folder of the images
 ///     reflink: auto                 # auto | always | never
+///     create: true                  # make `path` if missing (default true)
 /// ```
+///
+/// `create` is read by [`open`](crate::open) only, which is why it is no
+/// field here: [`Ext4FileStore::new`](crate::Ext4FileStore::new) behaves
+/// as `create: true`, and
+/// [`Ext4FileStore::open_folder`](crate::Ext4FileStore::open_folder)
+/// takes it as an argument.
+///
+/// A missing folder is made only if its parent exists, and a warning says
+/// so: a folder on a disk that is not mounted would otherwise be made on
+/// the root filesystem, and every volume of the catalog would show
+/// `error`. The backend cannot ask the catalog whether the pool should
+/// hold volumes (it knows no catalog), so the rule is about the folder
+/// alone. A folder inside a mount point (`/srv/disk1/kiln`) has a parent
+/// even while the disk is not mounted; with `create: false` a missing
+/// folder always refuses the pool, which is what such a pool wants.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ext4FileOptions {
@@ -30,6 +46,33 @@ impl Ext4FileOptions {
             path: path.into(),
             reflink: ReflinkMode::Auto,
         }
+    }
+}
+
+/// Every key of an ext4-file pool in `config.yaml`: [`Ext4FileOptions`]
+/// and `create`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PoolKeys {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub reflink: ReflinkMode,
+    #[serde(default = "create_by_default")]
+    pub create: bool,
+}
+
+fn create_by_default() -> bool {
+    true
+}
+
+impl PoolKeys {
+    /// The options, and whether to create a missing folder.
+    pub fn split(self) -> (Ext4FileOptions, bool) {
+        let options = Ext4FileOptions {
+            path: self.path,
+            reflink: self.reflink,
+        };
+        (options, self.create)
     }
 }
 

@@ -28,8 +28,9 @@ use kiln_core::{
 
 use crate::copy::{copy_image, probe_reflink};
 use crate::error::Ext4FileError;
+use crate::in_use;
 use crate::io::{ImageReader, ImageWriter};
-use crate::options::{Ext4FileOptions, ReflinkMode};
+use crate::options::{Ext4FileOptions, PoolKeys, ReflinkMode};
 use crate::sys;
 
 /// The driver name in the config.
@@ -43,10 +44,20 @@ const TAG_XATTR: &str = "user.kiln.volume";
 const SNAPSHOTS: &str = ".snapshots";
 
 /// Opens the ext4-file pool `pool`: parses its options, creates its folder
-/// if missing, removes what a crash left behind, and probes reflinks.
+/// if missing (as [`Ext4FileOptions`] says), removes what a crash left
+/// behind, and probes reflinks.
 pub async fn open(pool: &PoolConfig) -> kiln_core::Result<Ext4FileStore> {
-    let options: Ext4FileOptions = pool.parse_options()?;
-    match Ext4FileStore::new(options).await {
+    let keys: PoolKeys = serde_path_to_error::deserialize(pool.options.clone()).map_err(|e| {
+        let key = e.path().to_string();
+        let reason = e.into_inner().to_string();
+        if key == "." {
+            pool.options_error(reason)
+        } else {
+            pool.option_error(&key, reason)
+        }
+    })?;
+    let (options, create) = keys.split();
+    match Ext4FileStore::open_folder(options, create).await {
         Ok(store) => {
             tracing::info!(
                 pool = %pool.name,
@@ -56,9 +67,13 @@ pub async fn open(pool: &PoolConfig) -> kiln_core::Result<Ext4FileStore> {
             );
             Ok(store)
         }
-        Err(e @ Ext4FileError::NoReflink { .. }) => {
-            Err(pool.options_error(format!("reflink: {e}")))
-        }
+        Err(Ext4FileError::NoReflink { path, .. }) => Err(pool.option_error(
+            "reflink",
+            format!(
+                "always needs reflinks, which the filesystem of {} does not have",
+                path.display()
+            ),
+        )),
         Err(e) => Err(kiln_core::Error::Pool {
             pool: pool.name.to_string(),
             operation: "open",
@@ -89,14 +104,23 @@ pub struct Ext4FileStore {
 }
 
 impl Ext4FileStore {
-    /// Opens a pool folder directly (what [`open`] does after parsing the
-    /// options).
+    /// Opens a pool folder directly, making it if missing and its parent
+    /// exists (what [`open`] does with `create: true`).
     pub async fn new(options: Ext4FileOptions) -> Result<Self, Ext4FileError> {
+        Self::open_folder(options, true).await
+    }
+
+    /// Opens a pool folder directly; a missing folder is made only if
+    /// `create` and its parent exists (see [`Ext4FileOptions`]).
+    pub async fn open_folder(
+        options: Ext4FileOptions,
+        create: bool,
+    ) -> Result<Self, Ext4FileError> {
         let ext4 = Ext4Tools::resolve().map_err(Ext4FileError::MissingTools)?;
         let path = options.path.clone();
         let (root, reflink, xattrs) = blocking("open", &path, move || {
             let path = &options.path;
-            std::fs::create_dir_all(path).map_err(|e| Ext4FileError::io("create", path, e))?;
+            prepare_folder(path, create)?;
             let root = path
                 .canonicalize()
                 .map_err(|e| Ext4FileError::io("resolve", path, e))?;
@@ -323,6 +347,55 @@ impl Ext4FileStore {
     }
 }
 
+/// Makes sure the pool folder exists. A missing one is made only with
+/// `create` and only if its parent exists: a folder on a disk that is not
+/// mounted must not quietly appear on the root filesystem.
+fn prepare_folder(path: &Path, create: bool) -> Result<(), Ext4FileError> {
+    match std::fs::metadata(path) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Ext4FileError::io("stat", path, e)),
+    }
+    if !create {
+        return Err(Ext4FileError::FolderMissing {
+            path: path.to_path_buf(),
+            reason: "the pool has create: false (is its disk mounted?)",
+        });
+    }
+    match std::fs::create_dir(path) {
+        Ok(()) => {
+            tracing::warn!(
+                path = %path.display(),
+                "the pool folder was missing and is created; \
+                 if it belongs on a disk of its own, that disk is not mounted",
+            );
+            Ok(())
+        }
+        // Made by someone else meanwhile.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Ext4FileError::FolderMissing {
+            path: path.to_path_buf(),
+            reason: "neither does its parent, so it is not created (is its disk mounted?)",
+        }),
+        Err(e) => Err(Ext4FileError::io("create", path, e)),
+    }
+}
+
+/// `InUse` if a loop device set up outside kiln is backed by the image.
+fn refuse_if_in_use(id: &VolumeId, image: &Path) -> Result<(), Ext4FileError> {
+    let users = in_use::loop_users(image)
+        .map_err(|e| Ext4FileError::io("look for loop devices of", image, e))?;
+    if users.is_empty() {
+        return Ok(());
+    }
+    let users: Vec<String> = users.iter().map(ToString::to_string).collect();
+    Err(Ext4FileError::InUse {
+        volume: id.clone(),
+        path: image.to_path_buf(),
+        users: users.join("; "),
+    })
+}
+
 /// Runs file work that may block (syncs, copies) off the async threads.
 async fn blocking<T: Send + 'static>(
     operation: &'static str,
@@ -521,6 +594,9 @@ impl VolumeStore for Ext4FileStore {
             }
             .into());
         }
+        // Before anything changes: e2fsck and resize2fs would refuse a
+        // mounted image only after the image had grown.
+        refuse_if_in_use(id, &image)?;
         self.grow_image(id, &image, current, new).await?;
         tracing::debug!(volume = %id, "grown");
         Ok(())

@@ -1,10 +1,12 @@
 //! A 4 GiB volume holding 100 MiB clones and grows, on the copy path,
 //! without the clone's allocation passing about 100 MiB plus metadata.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+mod common;
 
-use kiln_core::exec::Tool;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use common::LoopMount;
 use kiln_core::{Contents, SizeMib, VolumeId, VolumeStore};
 use kiln_ext4_file::{Ext4FileOptions, Ext4FileStore, ReflinkMode};
 
@@ -17,57 +19,6 @@ const METADATA: u64 = 16 << 20;
 
 fn allocated(path: &Path) -> u64 {
     std::fs::metadata(path).expect("stat").blocks() * 512
-}
-
-/// A loop mount of an image, undone on drop.
-struct LoopMount {
-    dir: tempfile::TempDir,
-    device: PathBuf,
-}
-
-impl LoopMount {
-    async fn new(image: &Path) -> Self {
-        let out = Tool::resolve("losetup")
-            .expect("losetup")
-            .command()
-            .args(["--find", "--show"])
-            .arg(image)
-            .run()
-            .await
-            .expect("attach a loop device");
-        let device = PathBuf::from(out.stdout.trim());
-        let dir = tempfile::Builder::new()
-            .prefix("kiln-sparse-clone-mnt-")
-            .tempdir()
-            .expect("a mount folder");
-        let mounted = Tool::resolve("mount")
-            .expect("mount")
-            .command()
-            .arg(&device)
-            .arg(dir.path())
-            .run()
-            .await;
-        let m = Self { dir, device };
-        mounted.expect("mount the volume");
-        m
-    }
-}
-
-impl Drop for LoopMount {
-    fn drop(&mut self) {
-        let run = |prog: &str, args: &[&std::ffi::OsStr]| {
-            let ok = std::process::Command::new(Tool::resolve(prog).expect(prog).path())
-                .args(args)
-                .env("LC_ALL", "C")
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                eprintln!("cleanup: {prog} {args:?} failed");
-            }
-        };
-        run("umount", &[self.dir.path().as_os_str()]);
-        run("losetup", &["-d".as_ref(), self.device.as_os_str()]);
-    }
 }
 
 #[tokio::test]
@@ -94,9 +45,9 @@ async fn root_clone_of_a_4g_volume_with_100m_stays_sparse() {
         .expect("create");
     let src_path = store.device_path(&src).await.expect("device path");
 
-    let m = LoopMount::new(&src_path).await;
+    let m = LoopMount::new(&src_path, "kiln-sparse-clone-mnt-").await;
     let data: Vec<u8> = (0..DATA).map(|i| (i % 251) as u8 + 1).collect();
-    std::fs::write(m.dir.path().join("data"), &data).expect("write 100 MiB");
+    std::fs::write(m.dir().join("data"), &data).expect("write 100 MiB");
     drop(m);
     let src_alloc = allocated(&src_path);
     assert!(src_alloc >= DATA, "the source holds {src_alloc} bytes");
@@ -122,7 +73,7 @@ async fn root_clone_of_a_4g_volume_with_100m_stays_sparse() {
     );
 
     eprintln!("allocated: source {src_alloc}, clone {dst_alloc}, grown clone {grown}");
-    let m = LoopMount::new(&dst_path).await;
-    let back = std::fs::read(m.dir.path().join("data")).expect("read the clone's file");
+    let m = LoopMount::new(&dst_path, "kiln-sparse-clone-mnt-").await;
+    let back = std::fs::read(m.dir().join("data")).expect("read the clone's file");
     assert!(back == data, "the clone's file differs");
 }

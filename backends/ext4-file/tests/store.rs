@@ -27,7 +27,7 @@ fn mib(n: u64) -> SizeMib {
 #[tokio::test]
 async fn open_creates_the_folder_and_refuses_bad_options() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let path = dir.path().join("a/b");
+    let path = dir.path().join("a");
     let store = open(&pool_config(&path, serde_json::json!({})))
         .await
         .expect("open");
@@ -45,6 +45,49 @@ async fn open_creates_the_folder_and_refuses_bad_options() {
     .await
     .expect_err("a bad reflink mode");
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    // Regression: the key was not named (`pools.test: unknown variant`).
+    let text = err.to_string();
+    assert!(
+        text.starts_with("config: pools.test.reflink: unknown variant `sometimes`"),
+        "{text}"
+    );
+    let err = open(&pool_config(&path, serde_json::json!({ "create": "yes" })))
+        .await
+        .expect_err("a bad create flag");
+    assert!(err.to_string().contains("pools.test.create: "), "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_folder_is_made_only_where_its_parent_exists_and_create_allows() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+
+    // Regression: a pool on a disk that is not mounted was made on the
+    // root filesystem, parents and all.
+    let unmounted = dir.path().join("disk1").join("kiln");
+    let err = open(&pool_config(&unmounted, serde_json::json!({})))
+        .await
+        .expect_err("the parent is missing");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let text = err.chain();
+    assert!(text.contains(&unmounted.display().to_string()), "{text}");
+    assert!(text.contains("parent"), "{text}");
+    assert!(!dir.path().join("disk1").exists(), "the parent was created");
+
+    let path = dir.path().join("pool");
+    let err = open(&pool_config(&path, serde_json::json!({ "create": false })))
+        .await
+        .expect_err("create: false");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.chain().contains("create: false"), "{}", err.chain());
+    assert!(
+        !path.exists(),
+        "the folder was created despite create: false"
+    );
+
+    std::fs::create_dir(&path).expect("make the folder");
+    open(&pool_config(&path, serde_json::json!({ "create": false })))
+        .await
+        .expect("an existing folder opens with create: false");
 }
 
 #[tokio::test]
@@ -69,7 +112,13 @@ async fn reflink_always_is_refused_where_the_filesystem_has_none() {
     ))
     .await
     .expect_err("no reflinks here");
-    assert!(err.to_string().contains("reflink"), "{err}");
+    // Regression: `pools.test: reflink: reflink: always needs...`.
+    let text = err.to_string();
+    assert!(
+        text.starts_with("config: pools.test.reflink: always needs reflinks"),
+        "{text}"
+    );
+    assert_eq!(text.matches("reflink").count(), 2, "{text}");
 }
 
 #[tokio::test]

@@ -1,9 +1,9 @@
 //! The jobs registry: long operations (backup, restore, gc, verify) run
 //! as tokio tasks and are watched through `GET /v1/jobs/{id}`.
 //!
-//! A job carries its [`Progress`] (bytes done and total, and the
-//! cancellation flag the engine checks between blocks), its state, and
-//! when it ends its result or error. Jobs belong to an owner: only that
+//! A job carries its [`Progress`] (bytes done and total, what it waits
+//! for, and the cancellation flag the engine checks between blocks), its
+//! state, and when it ends its result or error. Jobs belong to an owner: only that
 //! owner, or an admin, sees or cancels one.
 //!
 //! # Limitations
@@ -70,6 +70,9 @@ pub struct JobView {
     pub bytes_done: u64,
     /// Bytes it will process (0 until known).
     pub bytes_total: u64,
+    /// What it waits for before it can go on (another operation's lock
+    /// in the backup target, with its age), while it waits.
+    pub waiting_for: Option<String>,
     /// When it started.
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
@@ -92,6 +95,7 @@ impl Job {
         let mut v = lock(&self.view).clone();
         v.bytes_done = self.progress.bytes_done();
         v.bytes_total = self.progress.bytes_total();
+        v.waiting_for = self.progress.waiting_for();
         v
     }
 }
@@ -153,6 +157,7 @@ impl Jobs {
                 state: JobState::Running,
                 bytes_done: 0,
                 bytes_total: 0,
+                waiting_for: None,
                 started_at: OffsetDateTime::now_utc(),
                 finished_at: None,
                 error: None,
@@ -211,6 +216,7 @@ impl Jobs {
             state: JobState::Failed,
             bytes_done: 0,
             bytes_total: 0,
+            waiting_for: None,
             started_at: now,
             finished_at: Some(now),
             error: Some(job_error(&id, kind, error)),

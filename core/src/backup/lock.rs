@@ -12,7 +12,8 @@
 //! stamp of the lock just written) belongs to a process that died and is
 //! ignored. A holder that could not refresh for [`STALE`] minus a margin
 //! considers its lock lost and stops before doing anything that relies
-//! on it.
+//! on it. A waiting side says what it waits for, with the locks' ages, in
+//! its [`Progress`] (a job's `waiting_for`) and once in the log.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -72,11 +73,24 @@ fn is_live(lock: &ObjectMeta, now: OffsetDateTime) -> bool {
     }
 }
 
+/// Another holder's live lock: its key, and how long ago it was last
+/// written (by the store's clock; unknown where the store gives no time).
+struct LiveLock {
+    key: String,
+    age: Option<Duration>,
+}
+
+impl LiveLock {
+    fn age_secs(&self) -> Option<u64> {
+        self.age.map(|a| a.as_secs())
+    }
+}
+
 async fn live_locks(
     target: &dyn BackupTarget,
     prefix: &str,
     now: OffsetDateTime,
-) -> Result<Vec<String>> {
+) -> Result<Vec<LiveLock>> {
     let locks = target
         .list(prefix)
         .await
@@ -84,8 +98,30 @@ async fn live_locks(
     Ok(locks
         .into_iter()
         .filter(|l| is_live(l, now))
-        .map(|l| l.key)
+        .map(|l| LiveLock {
+            age: l.last_modified.map(|t| (now - t).unsigned_abs()),
+            key: l.key,
+        })
         .collect())
+}
+
+/// What a waiting side shows (a job's `waiting_for`): `what` to finish,
+/// the locks with their ages, and when a crashed holder's lock stops
+/// counting.
+fn waiting_message(what: &str, locks: &[LiveLock]) -> String {
+    let locks: Vec<String> = locks
+        .iter()
+        .map(|l| match l.age_secs() {
+            Some(secs) => format!("{} (last refreshed {secs} s ago)", l.key),
+            None => format!("{} (the store gives no age)", l.key),
+        })
+        .collect();
+    format!(
+        "{what} to finish: {}; a lock not refreshed for {} s is taken as left by a crashed \
+         daemon and ignored",
+        locks.join(", "),
+        STALE.as_secs()
+    )
 }
 
 impl HeldLock {
@@ -136,13 +172,19 @@ impl HeldLock {
             let now = store_now(&*target, &lock.key).await?;
             let gcs = live_locks(&*target, keys::GC_LOCK, now).await?;
             if gcs.is_empty() {
+                progress.set_waiting_for(None);
                 return Ok(lock);
             }
+            progress.set_waiting_for(Some(waiting_message("a running gc", &gcs)));
             if !logged {
-                tracing::info!(backup = %id, gc = ?gcs, "waiting for a running gc to finish");
+                let keys: Vec<&str> = gcs.iter().map(|l| l.key.as_str()).collect();
+                let ages: Vec<Option<u64>> = gcs.iter().map(LiveLock::age_secs).collect();
+                tracing::info!(backup = %id, locks = ?keys, age_secs = ?ages,
+                    stale_after_secs = STALE.as_secs(), "waiting for a running gc to finish");
                 logged = true;
             }
             if progress.is_cancelled() {
+                progress.set_waiting_for(None);
                 lock.release().await;
                 return Err(Error::Cancelled {
                     operation: format!("backup {id}"),
@@ -162,14 +204,20 @@ impl HeldLock {
             let now = store_now(&*target, &key).await?;
             let backups = live_locks(&*target, keys::BACKUP_LOCK, now).await?;
             if backups.is_empty() {
+                progress.set_waiting_for(None);
                 return Ok(lock);
             }
             lock.release().await;
+            progress.set_waiting_for(Some(waiting_message("running backups", &backups)));
             if !logged {
-                tracing::info!(backups = ?backups, "gc waiting for running backups to finish");
+                let keys: Vec<&str> = backups.iter().map(|l| l.key.as_str()).collect();
+                let ages: Vec<Option<u64>> = backups.iter().map(LiveLock::age_secs).collect();
+                tracing::info!(locks = ?keys, age_secs = ?ages,
+                    stale_after_secs = STALE.as_secs(), "gc waiting for running backups to finish");
                 logged = true;
             }
             if progress.is_cancelled() {
+                progress.set_waiting_for(None);
                 return Err(Error::Cancelled {
                     operation: "gc".into(),
                 });

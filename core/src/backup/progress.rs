@@ -1,11 +1,12 @@
 //! [`Progress`]: how far an engine operation is, and its cancellation.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Shared between an engine operation and whoever watches it (a job):
-/// bytes done and total, and a cancellation flag the engine checks between
-/// blocks. Cloning shares the same counters.
+/// bytes done and total, what it waits for (another holder's lock), and a
+/// cancellation flag the engine checks between blocks. Cloning shares the
+/// same counters.
 #[derive(Debug, Clone, Default)]
 pub struct Progress(Arc<Inner>);
 
@@ -14,6 +15,7 @@ struct Inner {
     done: AtomicU64,
     total: AtomicU64,
     cancelled: AtomicBool,
+    waiting_for: Mutex<Option<String>>,
 }
 
 impl Progress {
@@ -40,6 +42,22 @@ impl Progress {
     /// Whether [`Progress::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
         self.0.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// What the operation waits for before it can go on (a running
+    /// backup's or gc's lock, with its age), if it waits.
+    pub fn waiting_for(&self) -> Option<String> {
+        self.waiting().clone()
+    }
+
+    pub(crate) fn set_waiting_for(&self, what: Option<String>) {
+        *self.waiting() = what;
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // The guarded value is replaced whole; a panic cannot leave it
+        // half written.
+        self.0.waiting_for.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn start(&self, total: u64) {

@@ -197,28 +197,3 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "signal received"),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_bind_error_says_its_cause_once() {
-        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-        let addr = taken.local_addr().expect("the bound address");
-        let dir = tempfile::Builder::new()
-            .prefix("kilnd-bind-twice-")
-            .tempdir()
-            .expect("a temporary folder");
-        let listen = kiln_core::config::Listen {
-            socket: dir.path().join("kiln.sock"),
-            tcp: Some(addr),
-        };
-        let e = kilnd::Listeners::bind(&listen)
-            .await
-            .expect_err("the port is taken");
-        let text = one_line(&anyhow::Error::from(e));
-        assert!(text.starts_with(&format!("bind {addr}: ")), "{text}");
-        assert_eq!(text.matches("Address already in use").count(), 1, "{text}");
-    }
-}

@@ -14,6 +14,8 @@ host filesystem (no reflink, so the clone is kiln's hole-preserving copy,
 the fair comparison with cp). Needs root (loop mounts). Usage:
 
     cargo build --release && sudo bench/volumes.py [--volumes 10000]
+
+KILN_BIN_DIR names another folder holding kilnd.
 """
 
 import argparse
@@ -30,7 +32,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release")
+BIN = os.environ.get("KILN_BIN_DIR", os.path.join(ROOT, "target", "release"))
 MIB = 1 << 20
 
 

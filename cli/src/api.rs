@@ -188,6 +188,10 @@ pub struct Job {
     /// Bytes to do, when known.
     #[serde(default)]
     pub bytes_total: Option<u64>,
+    /// What the job is waiting for before it can go on (a gc waiting for
+    /// running backups, say), while it waits.
+    #[serde(default)]
+    pub waiting_for: Option<String>,
     /// When it started.
     #[serde(default)]
     pub started_at: Option<String>,

@@ -51,6 +51,10 @@ impl Display {
     fn update(&mut self, job: &Job, started: Instant, first_done: u64) {
         match self {
             Display::Bar { bar, sized } => {
+                match &job.waiting_for {
+                    Some(what) => bar.set_message(format!("{} (waiting for {what})", label(job))),
+                    None => bar.set_message(label(job)),
+                }
                 // The total may only be known once the job has looked at
                 // the volume; the spinner becomes a bar then.
                 if let Some(total) = job.bytes_total.filter(|t| *t > 0) {
@@ -127,8 +131,12 @@ pub fn plain_line(job: &Job, elapsed: Duration, first_done: u64) -> String {
     } else {
         String::new()
     };
+    let waiting = match &job.waiting_for {
+        Some(what) => format!(", waiting for {what}"),
+        None => String::new(),
+    };
     format!(
-        "{} job {}: {progress}{rate}, {} so far",
+        "{} job {}: {progress}{rate}, {} so far{waiting}",
         label(job),
         job.id,
         human_duration(elapsed)
@@ -222,6 +230,19 @@ mod tests {
         assert_eq!(
             plain_line(&running, Duration::from_secs(10), 0),
             "backup data job job-1: 100 MiB of 400 MiB (25%), 10 MiB/s, 10.0s so far"
+        );
+    }
+
+    #[test]
+    fn plain_lines_say_what_a_waiting_job_waits_for() {
+        let waiting = job(json!({
+            "id": "job-2", "kind": "gc", "state": "running", "bytes_done": 0,
+            "waiting_for": "running backups to finish: locks/backup-bk-1"
+        }));
+        assert_eq!(
+            plain_line(&waiting, Duration::from_secs(10), 0),
+            "gc job job-2: 0 B, 0 B/s, 10.0s so far, \
+             waiting for running backups to finish: locks/backup-bk-1"
         );
     }
 

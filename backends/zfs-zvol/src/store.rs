@@ -47,6 +47,11 @@ pub struct ZfsZvolStore {
     zfs: Zfs,
     udevadm: Tool,
     ext4: Ext4Tools,
+    /// Held by every delete. Deleting a volume promotes one of its clones,
+    /// which makes the volume a clone of that one; two such deletes of a
+    /// source and its clone at once can promote each other back and forth
+    /// until one gives up. Deletes are short, so they take turns.
+    deletes: tokio::sync::Mutex<()>,
 }
 
 /// Opens a `zfs-zvol` pool: parses its options, resolves the tools and
@@ -89,6 +94,7 @@ pub async fn open(pool: &PoolConfig) -> kiln_core::Result<ZfsZvolStore> {
         zfs,
         udevadm,
         ext4,
+        deletes: tokio::sync::Mutex::new(()),
     })
 }
 
@@ -320,6 +326,7 @@ impl ZfsZvolStore {
     }
 
     async fn delete_inner(&self, id: &VolumeId) -> Result<(), ZfsZvolError> {
+        let _turn = self.deletes.lock().await;
         let z = self.volume(id).await?;
         let origin = self.zfs.get(&z.name, "origin").await?;
 

@@ -421,23 +421,14 @@ impl Daemon {
         body: Option<&str>,
         token: Option<&str>,
     ) -> std::io::Result<HttpResponse> {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\n");
-        if let Some(token) = token {
-            req.push_str(&format!("Authorization: Bearer {token}\r\n"));
-        }
-        let body = body.unwrap_or("");
-        if !body.is_empty() || matches!(method, "POST" | "PUT") {
-            req.push_str("Content-Type: application/json\r\n");
-        }
-        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-        let raw = match via {
-            Via::Unix => exchange(UnixStream::connect(&self.socket)?, req.as_bytes())?,
+        match via {
+            Via::Unix => unix_request(&self.socket, method, path, body, token),
             Via::Tcp => {
                 let addr = self.tcp.expect("the daemon listens on TCP");
-                exchange(TcpStream::connect(addr)?, req.as_bytes())?
+                let req = http_request(method, path, body, token);
+                parse_response(&exchange(TcpStream::connect(addr)?, req.as_bytes())?)
             }
-        };
-        parse_response(&raw)
+        }
     }
 
     /// Kills the daemon with SIGKILL (a crash) and waits for it.
@@ -500,6 +491,39 @@ fn terminate(child: &mut Child) -> ExitStatus {
 fn free_tcp_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("a bound listener has an address")
+}
+
+/// One raw HTTP request to a kilnd listening on `socket` (any daemon, not
+/// only one started by [`Daemon`]); `token` is sent as a bearer token.
+pub fn unix_request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> std::io::Result<HttpResponse> {
+    let req = http_request(method, path, body, token);
+    let stream = UnixStream::connect(socket)?;
+    // A daemon that stops answering fails the request instead of hanging
+    // the test until the runner's own timeout.
+    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    parse_response(&exchange(stream, req.as_bytes())?)
+}
+
+/// How long [`unix_request`] waits for an answer.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn http_request(method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> String {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        req.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || matches!(method, "POST" | "PUT") {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    req
 }
 
 fn exchange(mut stream: impl Read + Write, request: &[u8]) -> std::io::Result<Vec<u8>> {

@@ -4,14 +4,12 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use kiln_tests::daemon::{binary, unique_tag};
+use kiln_tests::daemon::{binary, unique_tag, unix_request, HttpResponse};
 
 /// The plugin libraries of the workspace.
 pub struct Libraries {
@@ -86,22 +84,6 @@ pub fn temp_dir(what: &str) -> tempfile::TempDir {
 /// Panics unless the test runs as root.
 pub fn require_root(why: &str) {
     kiln_tests::daemon::require_root(why);
-}
-
-/// An HTTP answer.
-#[derive(Debug)]
-pub struct Answer {
-    /// The status code.
-    pub status: u16,
-    /// The body.
-    pub body: String,
-}
-
-impl Answer {
-    /// The body as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
 }
 
 /// A `kilnd` whose `default` pool is configured by `pool_yaml`.
@@ -184,7 +166,8 @@ impl PluginDaemon {
                 self.child = None;
                 panic!("kilnd exited at start with {status}:\n{}", self.log_text());
             }
-            if matches!(self.try_request("GET", "/healthz", None), Ok(a) if a.status == 200) {
+            if matches!(unix_request(&self.socket, "GET", "/healthz", None, None), Ok(a) if a.status == 200)
+            {
                 return self;
             }
             assert!(
@@ -258,54 +241,10 @@ impl PluginDaemon {
     }
 
     /// One HTTP request over the socket.
-    pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> Answer {
-        self.try_request(method, path, body)
+    pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> HttpResponse {
+        unix_request(&self.socket, method, path, body, None)
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
-
-    fn try_request(&self, method: &str, path: &str, body: Option<&str>) -> std::io::Result<Answer> {
-        let body = body.unwrap_or("");
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let mut s = UnixStream::connect(&self.socket)?;
-        s.set_read_timeout(Some(Duration::from_secs(120)))?;
-        s.write_all(req.as_bytes())?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("no status line in {head:?}")))?;
-        let chunked = head.lines().any(|l| {
-            l.to_ascii_lowercase()
-                .starts_with("transfer-encoding: chunked")
-        });
-        let body = if chunked {
-            dechunk(rest)
-        } else {
-            rest.to_string()
-        };
-        Ok(Answer { status, body })
-    }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 impl Drop for PluginDaemon {

@@ -231,6 +231,31 @@ pub trait VolumeStore: Send + Sync + 'static {
     async fn capacity(&self) -> Result<PoolCapacity, BackendError>;
 }
 
+/// Runs one backend operation between the debug lines every backend logs
+/// (started; done, or failed with the error) and turns its error into a
+/// [`BackendError`] through the backend's one `From` impl.
+///
+/// ```ignore
+/// logged(&self.pool, "grow", id, self.grow_inner(id, size)).await
+/// ```
+pub async fn logged<T, E>(
+    pool: &str,
+    operation: &'static str,
+    volume: &VolumeId,
+    op: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, BackendError>
+where
+    E: std::fmt::Display + Into<BackendError>,
+{
+    tracing::debug!(pool, volume = %volume, operation, "started");
+    let r = op.await;
+    match &r {
+        Ok(_) => tracing::debug!(pool, volume = %volume, operation, "done"),
+        Err(e) => tracing::debug!(pool, volume = %volume, operation, error = %e, "failed"),
+    }
+    r.map_err(Into::into)
+}
+
 /// The error an optional method returns when the backend lacks it.
 pub fn unsupported(operation: &str) -> BackendError {
     BackendError::new(

@@ -7,8 +7,8 @@ use kiln_core::blockdev::{BlockDevice, ZeroMode};
 use kiln_core::config::PoolConfig;
 use kiln_core::ext4::Ext4Tools;
 use kiln_core::store::{
-    BlockRead, BlockWrite, Capabilities, Contents, DriverInfo, FsCheck, PoolCapacity, StoredVolume,
-    ThinUsage, VolumeStore,
+    logged, BlockRead, BlockWrite, Capabilities, Contents, DriverInfo, FsCheck, PoolCapacity,
+    StoredVolume, ThinUsage, VolumeStore,
 };
 use kiln_core::types::{SizeMib, SnapshotId, VolumeId, MIB};
 use kiln_core::BackendError;
@@ -391,16 +391,11 @@ impl LvmThinStore {
     }
 }
 
+/// One trait method: its inner body, logged and converted.
 macro_rules! op {
-    ($self:ident, $op:literal, $id:expr, $body:expr) => {{
-        debug!(pool = %$self.pool, volume = %$id, concat!($op, " started"));
-        let r: Result<_, LvmThinError> = $body.await;
-        match &r {
-            Ok(_) => debug!(pool = %$self.pool, volume = %$id, concat!($op, " done")),
-            Err(e) => debug!(pool = %$self.pool, volume = %$id, error = %e, concat!($op, " failed")),
-        }
-        r.map_err(BackendError::from)
-    }};
+    ($self:ident, $op:literal, $id:expr, $body:expr) => {
+        logged(&$self.pool, $op, $id, $body).await
+    };
 }
 
 #[async_trait]

@@ -9,8 +9,8 @@ use kiln_core::config::PoolConfig;
 use kiln_core::exec::Tool;
 use kiln_core::ext4::Ext4Tools;
 use kiln_core::store::{
-    BlockRead, BlockWrite, Capabilities, Contents, DriverInfo, FsCheck, PoolCapacity, StoredVolume,
-    VolumeStore,
+    logged, BlockRead, BlockWrite, Capabilities, Contents, DriverInfo, FsCheck, PoolCapacity,
+    StoredVolume, VolumeStore,
 };
 use kiln_core::types::{SizeMib, SnapshotId, VolumeId};
 use kiln_core::BackendError;
@@ -396,16 +396,11 @@ impl ZfsZvolStore {
     }
 }
 
+/// One trait method: its inner body, logged and converted.
 macro_rules! op {
-    ($self:ident, $op:literal, $id:expr, $body:expr) => {{
-        debug!(pool = %$self.pool, volume = %$id, concat!($op, " started"));
-        let r: Result<_, ZfsZvolError> = $body.await;
-        match &r {
-            Ok(_) => debug!(pool = %$self.pool, volume = %$id, concat!($op, " done")),
-            Err(e) => debug!(pool = %$self.pool, volume = %$id, error = %e, concat!($op, " failed")),
-        }
-        r.map_err(BackendError::from)
-    }};
+    ($self:ident, $op:literal, $id:expr, $body:expr) => {
+        logged(&$self.pool, $op, $id, $body).await
+    };
 }
 
 #[async_trait]
